@@ -1,0 +1,3 @@
+"""Robyn-based, LangGraph-compatible agent server."""
+
+__version__ = "0.1.0"

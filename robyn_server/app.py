@@ -1,0 +1,64 @@
+"""Assembling the Robyn application: storage, graphs, run manager, routes and the 404/405 middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from robyn import Request, Robyn
+
+from robyn_server.config import ServerConfig, Settings
+from robyn_server.context import ServerContext
+from robyn_server.graphs import GraphRegistry
+from robyn_server.http import Router, error_response
+from robyn_server.routes import assistants, meta, runs, store, threads
+from robyn_server.runs.manager import RunManager
+from robyn_server.storage.base import Storage
+
+logger = logging.getLogger("robyn_server")
+
+
+def build_context(config: ServerConfig, settings: Settings, storage: Storage, api_url: str) -> ServerContext:
+    registry = GraphRegistry(storage.checkpointer, storage.store)
+    registry.load(config.graphs, config.base_dir)
+    manager = RunManager(
+        storage, registry, max_concurrent=settings.max_concurrent_runs, timeout=settings.run_timeout_seconds
+    )
+    return ServerContext(config, settings, storage, registry, manager, api_url)
+
+
+def build_router(ctx: ServerContext) -> Router:
+    router = Router(ctx.settings.max_body_bytes)
+    for module in (meta, assistants, threads, runs, store):
+        module.register(router, ctx)
+    return router
+
+
+def build_app(
+    ctx: ServerContext, robyn_config: object, on_loop: Callable[[asyncio.AbstractEventLoop], None] | None = None
+) -> Robyn:
+    """The Robyn app. `on_loop` receives the event loop that serves requests once it is running."""
+    app = Robyn(__file__, config=robyn_config)  # type: ignore[arg-type]
+    router = build_router(ctx)
+    router.mount(app)
+
+    @app.before_request()
+    async def unknown_routes(request: Request) -> object:
+        """JSON 404/405 like the reference for paths and methods no route serves."""
+        methods = router.allowed_methods(request.url.path)
+        if methods is None:
+            return error_response(404, "Not Found")
+        if request.method not in methods:
+            return error_response(405, "Method Not Allowed", {"allow": ", ".join(sorted(set(methods)))})
+        return request
+
+    @app.startup_handler
+    async def startup() -> None:
+        await ctx.storage.setup()
+        await assistants.ensure_system_assistants(ctx)
+        if on_loop is not None:
+            on_loop(asyncio.get_running_loop())
+
+    app.set_response_header("vary", "Origin")
+    return app

@@ -1,0 +1,159 @@
+"""Loading the graphs named in `langgraph.json` and handing out runnable copies bound to our persistence.
+
+A graph entry may be a compiled graph, an uncompiled StateGraph, or a factory (sync or async, taking a
+config or nothing, possibly returning a context manager). Static graphs are bound once; factories run per use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import inspect
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import StateGraph
+from langgraph.pregel import Pregel
+from langgraph.store.base import BaseStore
+
+from robyn_server.config import ConfigError, GraphSpec
+
+# The reference server derives system assistant ids from this namespace (clients hard-code the results).
+ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
+
+
+def system_assistant_id(graph_id: str) -> str:
+    return str(uuid.uuid5(ASSISTANT_NAMESPACE, graph_id))
+
+
+@dataclass
+class LoadedGraph:
+    """A graph as imported: either a static graph or a factory."""
+
+    spec: GraphSpec
+    value: Any
+
+    @property
+    def is_factory(self) -> bool:
+        return not isinstance(self.value, (Pregel, StateGraph))
+
+
+def import_target(target: str, base_dir: Path) -> Any:
+    """Import `./file.py:var` (relative to the config) or `package.module:var`."""
+    module_ref, _, var = target.rpartition(":")
+    if not module_ref or not var:
+        raise ConfigError(f"invalid graph target {target!r}")
+    if module_ref.endswith(".py") or "/" in module_ref:
+        path = (base_dir / module_ref).resolve()
+        if not path.is_file():
+            raise ConfigError(f"graph file not found: {path}")
+        module_name = f"_robyn_graph_{path.stem}_{abs(hash(str(path)))}"
+        module = sys.modules.get(module_name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                raise ConfigError(f"cannot import graph file {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:
+                del sys.modules[module_name]
+                raise ConfigError(f"import of {path} failed: {type(exc).__name__}: {exc}") from exc
+        where = str(path)
+    else:
+        try:
+            module = importlib.import_module(module_ref)
+        except Exception as exc:
+            raise ConfigError(f"import of module {module_ref} failed: {type(exc).__name__}: {exc}") from exc
+        where = module_ref
+    if not hasattr(module, var):
+        raise ConfigError(f"variable {var!r} not found in {where}")
+    return getattr(module, var)
+
+
+class GraphRegistry:
+    """The graphs this server serves, keyed by graph id."""
+
+    def __init__(self, checkpointer: BaseCheckpointSaver, store: BaseStore) -> None:
+        self.checkpointer = checkpointer
+        self.store = store
+        self._graphs: dict[str, LoadedGraph] = {}
+        self._bound: dict[str, Pregel] = {}
+
+    def load(self, specs: list[GraphSpec], base_dir: Path) -> None:
+        for spec in specs:
+            try:
+                value = import_target(spec.target, base_dir)
+            except ConfigError as exc:
+                raise ConfigError(f"graph '{spec.graph_id}': {exc}") from exc
+            if not isinstance(value, (Pregel, StateGraph)) and not callable(value):
+                raise ConfigError(
+                    f"graph '{spec.graph_id}': {spec.target} is a {type(value).__name__}, "
+                    "expected a graph, a StateGraph or a factory function"
+                )
+            self._graphs[spec.graph_id] = LoadedGraph(spec, value)
+
+    @property
+    def graph_ids(self) -> list[str]:
+        return list(self._graphs)
+
+    def __contains__(self, graph_id: str) -> bool:
+        return graph_id in self._graphs
+
+    def get(self, graph_id: str) -> LoadedGraph:
+        return self._graphs[graph_id]
+
+    def default_name(self, graph_id: str) -> str:
+        """The system assistant's name: the compiled graph's own name unless it is the default."""
+        value = self._graphs[graph_id].value
+        name = getattr(value, "name", None) if isinstance(value, Pregel) else None
+        return name if name and name != "LangGraph" else graph_id
+
+    def _bind(self, graph: Any) -> Pregel:
+        if isinstance(graph, StateGraph):
+            return graph.compile(checkpointer=self.checkpointer, store=self.store)
+        if isinstance(graph, Pregel):
+            return graph.copy(update={"checkpointer": self.checkpointer, "store": self.store})
+        raise TypeError(f"graph factory returned {type(graph).__name__}, expected a graph")
+
+    @contextlib.asynccontextmanager
+    async def graph(self, graph_id: str, config: RunnableConfig | None = None) -> AsyncIterator[Pregel]:
+        """A runnable graph bound to the server's checkpointer and store."""
+        loaded = self._graphs[graph_id]
+        if not loaded.is_factory:
+            bound = self._bound.get(graph_id)
+            if bound is None:
+                bound = self._bound[graph_id] = self._bind(loaded.value)
+            yield bound
+            return
+        produced = _call_factory(loaded.value, config or {})
+        if inspect.isawaitable(produced):
+            produced = await produced
+        if hasattr(produced, "__aenter__"):
+            async with produced as graph:
+                yield self._bind(graph)
+        elif hasattr(produced, "__enter__") and not isinstance(produced, (Pregel, StateGraph)):
+            with produced as graph:
+                yield self._bind(graph)
+        else:
+            yield self._bind(produced)
+
+
+def _call_factory(factory: Any, config: RunnableConfig) -> Any:
+    try:
+        params = [
+            p
+            for p in inspect.signature(factory).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+    except (TypeError, ValueError):
+        params = []
+    return factory(config) if params else factory()

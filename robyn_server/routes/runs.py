@@ -1,0 +1,262 @@
+"""Runs: create (stream, wait, background, batch), list, get, delete, join, cancel; stateful and stateless."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+from robyn_server import serde
+from robyn_server.context import ServerContext
+from robyn_server.errors import ApiError
+from robyn_server.http import ApiRequest, JsonResponse, Router, StreamResponse, empty, validate, validate_uuid
+from robyn_server.routes.common import select_fields
+from robyn_server.runs.manager import INFLIGHT, RunHandle
+from robyn_server.runs.service import create_run
+from robyn_server.schemas import RunCreateStateful, RunCreateStateless, RunsCancel
+from robyn_server.streaming.modes import STREAM_MODES
+from robyn_server.streaming.sse import encode_frame
+
+RUN_FIELDS = {
+    "run_id", "thread_id", "assistant_id", "metadata", "status", "kwargs", "multitask_strategy", "created_at",
+    "updated_at", "langsmith_session_name",
+}  # fmt: skip
+NO_RUNS_TO_CANCEL = (
+    "No matching runs to cancel. Please verify the thread ID and run IDs are correct, "
+    "and the runs haven't been deleted or completed."
+)
+MESSAGE_EVENTS = frozenset({"messages", "messages/metadata", "messages/partial", "messages/complete"})
+
+
+def _run_location(thread_id: str, run_id: str) -> str:
+    return f"/threads/{thread_id}/runs/{run_id}"
+
+
+def join_modes(raw: str | None) -> frozenset[str] | None:
+    """`?stream_mode=` as one mode or a JSON list; the event names a join keeps (None keeps all)."""
+    if raw is None or raw == "":
+        return None
+    try:
+        parsed = serde.loads(raw) if raw.lstrip().startswith("[") else raw
+    except Exception:
+        raise ApiError(422, f"Invalid stream_mode: {raw!r}")
+    modes = [parsed] if isinstance(parsed, str) else parsed
+    if not isinstance(modes, list) or any(m not in STREAM_MODES for m in modes):
+        raise ApiError(422, f"Invalid stream_mode: {raw!r}. Expected one or a list of {sorted(STREAM_MODES)}")
+    keep = set(modes) | {"metadata", "error"}
+    if "messages" in keep or "messages-tuple" in keep:
+        keep |= MESSAGE_EVENTS
+    return frozenset(keep)
+
+
+def register(router: Router, ctx: ServerContext) -> None:
+    settings = ctx.settings
+    loop_holder: dict[str, asyncio.AbstractEventLoop] = {}
+
+    def _cancel_later(handle: RunHandle) -> None:
+        """Called from a response thread when a client goes away: cancel the run on the event loop."""
+        loop = loop_holder.get("loop")
+        if loop is None or handle.log.closed:
+            return
+        loop.call_soon_threadsafe(lambda: asyncio.ensure_future(ctx.runs.cancel(handle, "interrupt")))
+
+    def sse(handle: RunHandle, start: int, *, cancel_on_disconnect: bool, modes: frozenset[str] | None = None,
+            headers: dict[str, str] | None = None) -> StreamResponse:  # fmt: skip
+        loop_holder.setdefault("loop", asyncio.get_running_loop())
+        on_close = (lambda: _cancel_later(handle)) if cancel_on_disconnect else None
+        chunks = handle.log.read(start, heartbeat_seconds=settings.heartbeat_seconds, modes=modes, on_close=on_close)
+        return StreamResponse(chunks, headers=headers or {})
+
+    def wait_body(handle: RunHandle) -> Iterator[bytes]:
+        """Newlines every heartbeat while the run works, then the run's result as one JSON document."""
+        while not handle.log.wait_closed(settings.heartbeat_seconds):
+            yield b"\n"
+        yield serde.dumps(handle.result if handle.result is not None else {})
+
+    def wait_response(handle: RunHandle, location: str, content_location: str) -> StreamResponse:
+        return StreamResponse(
+            wait_body(handle),
+            headers={"Location": location, "Content-Location": content_location},
+            media_type="application/json",
+        )
+
+    # ------------------------------------------------------------------ stateful creates
+    async def _stateful(req: ApiRequest) -> tuple[str, RunHandle, RunCreateStateful]:
+        thread_id = req.uuid_param("thread_id", "thread")
+        body = req.body(RunCreateStateful)
+        handle = await create_run(ctx, body, thread_id=thread_id, request_id=req.header("x-request-id"))
+        return thread_id, handle, body
+
+    async def stream_run(req: ApiRequest) -> Any:
+        """Create a run on a thread and stream its events."""
+        thread_id, handle, body = await _stateful(req)
+        loc = _run_location(thread_id, handle.run_id)
+        return sse(handle, 0, cancel_on_disconnect=body.on_disconnect == "cancel",
+                   headers={"Location": f"{loc}/stream", "Content-Location": loc})  # fmt: skip
+
+    async def wait_run(req: ApiRequest) -> Any:
+        """Create a run on a thread and wait for its final state."""
+        thread_id, handle, _ = await _stateful(req)
+        loc = _run_location(thread_id, handle.run_id)
+        return wait_response(handle, f"{loc}/join", loc)
+
+    async def background_run(req: ApiRequest) -> Any:
+        """Create a run on a thread in the background."""
+        thread_id, handle, _ = await _stateful(req)
+        return JsonResponse(handle.run, headers={"Content-Location": _run_location(thread_id, handle.run_id)})
+
+    # ------------------------------------------------------------------ stateless creates
+    async def _stateless(req: ApiRequest) -> RunHandle:
+        body = req.body(RunCreateStateless)
+        return await create_run(ctx, body, thread_id=None, request_id=req.header("x-request-id"))
+
+    async def stream_stateless(req: ApiRequest) -> Any:
+        """Create a run on a temporary thread and stream its events."""
+        body = req.body(RunCreateStateless)
+        handle = await create_run(ctx, body, thread_id=None, request_id=req.header("x-request-id"))
+        return sse(handle, 0, cancel_on_disconnect=body.on_disconnect == "cancel",
+                   headers={"Location": f"/runs/{handle.run_id}/stream", "Content-Location": f"/runs/{handle.run_id}"})  # fmt: skip
+
+    async def wait_stateless(req: ApiRequest) -> Any:
+        """Create a run on a temporary thread and wait for its final state."""
+        handle = await _stateless(req)
+        loc = _run_location(handle.thread_id, handle.run_id)
+        return wait_response(handle, f"{loc}/join", loc)
+
+    async def background_stateless(req: ApiRequest) -> Any:
+        """Create a run on a temporary thread in the background."""
+        handle = await _stateless(req)
+        return JsonResponse(handle.run, headers={"Content-Location": f"/runs/{handle.run_id}"})
+
+    async def batch_stateless(req: ApiRequest) -> Any:
+        """Create several stateless background runs."""
+        payload = req.json()
+        if not isinstance(payload, list):
+            raise ApiError(422, "Expected a JSON array of run creation payloads")
+        bodies = [validate(RunCreateStateless, item) for item in payload]
+        handles = [await create_run(ctx, body, thread_id=None) for body in bodies]
+        return [h.run for h in handles]
+
+    # ------------------------------------------------------------------ reads
+    async def _thread_run(req: ApiRequest) -> tuple[str, str, dict[str, Any] | None]:
+        thread_id = req.uuid_param("thread_id", "thread")
+        run_id = req.uuid_param("run_id", "run")
+        run = await ctx.storage.run_get(run_id)
+        if run is not None and run["thread_id"] != thread_id:
+            run = None
+        return thread_id, run_id, run
+
+    async def list_runs(req: ApiRequest) -> Any:
+        """Runs of a thread, newest first."""
+        thread_id = req.uuid_param("thread_id", "thread")
+        if await ctx.storage.thread_get(thread_id) is None:
+            raise ApiError(404, f"Thread with ID {thread_id} not found")
+        status = req.query("status")
+        runs = await ctx.storage.run_list(
+            thread_id, limit=req.query_int("limit", 10), offset=req.query_int("offset", 0), status=status or None
+        )
+        select = req.raw.query_params.get_all("select") if req.query("select") else None
+        if select and len(select) == 1 and "," in select[0]:
+            select = select[0].split(",")
+        return select_fields(runs, select, RUN_FIELDS)
+
+    async def get_run(req: ApiRequest) -> Any:
+        """Get a run."""
+        _, _, run = await _thread_run(req)
+        if run is None:
+            raise ApiError(404, "Not Found")
+        return run
+
+    async def delete_run(req: ApiRequest) -> Any:
+        """Delete a finished run."""
+        _, run_id, run = await _thread_run(req)
+        if run is None:
+            raise ApiError(404, "Not Found")
+        if run["status"] in INFLIGHT:
+            raise ApiError(409, f"Run {run_id} is {run['status']}; cancel it before deleting it")
+        await ctx.storage.run_delete(run_id)
+        return empty(204)
+
+    async def join_stream(req: ApiRequest) -> Any:
+        """Join a run's event stream (replaying from `Last-Event-ID` on resumable runs)."""
+        thread_id, run_id, run = await _thread_run(req)
+        modes = join_modes(req.query("stream_mode"))
+        if run is None:
+            frame = encode_frame("error", serde.dumps({"error": "HTTPException", "message": "404: Run not found"}))
+            return StreamResponse(iter([frame]))
+        handle = ctx.runs.handle(run_id)
+        if handle is None or (handle.log.closed and not handle.log.resumable):
+            return StreamResponse(iter(()))
+        last_event_id = req.header("last-event-id")
+        start = handle.log.start_index(last_event_id, replay=handle.log.resumable)
+        loc = _run_location(thread_id, run_id)
+        return sse(handle, start, cancel_on_disconnect=req.query_bool("cancel_on_disconnect"), modes=modes,
+                   headers={"Location": f"{loc}/stream", "Content-Location": loc})  # fmt: skip
+
+    async def join_run(req: ApiRequest) -> Any:
+        """Wait for a run to finish and return its final state."""
+        thread_id, run_id, run = await _thread_run(req)
+        loc = _run_location(thread_id, run_id)
+        headers = {"Location": f"{loc}/join", "Content-Location": loc}
+        if run is None:
+            return JsonResponse(
+                {"__error__": {"error": "HTTPException", "message": "404: Run not found"}}, headers=headers
+            )
+        handle = ctx.runs.handle(run_id)
+        if handle is None:
+            thread = await ctx.storage.thread_get(thread_id)
+            return JsonResponse((thread or {}).get("values") or {}, headers=headers)
+        return wait_response(handle, f"{loc}/join", loc)
+
+    async def cancel_run(req: ApiRequest) -> Any:
+        """Cancel a pending or running run (`action=interrupt|rollback`, `wait=1` to wait for it)."""
+        thread_id, run_id, run = await _thread_run(req)
+        action = req.query("action", "interrupt") or "interrupt"
+        if action not in ("interrupt", "rollback"):
+            raise ApiError(422, "Invalid action: expected 'interrupt' or 'rollback'")
+        handle = ctx.runs.handle(run_id)
+        if run is None or run["status"] not in INFLIGHT or handle is None or handle.log.closed:
+            raise ApiError(404, NO_RUNS_TO_CANCEL)
+        await ctx.runs.cancel(handle, action)
+        if req.query_bool("wait"):
+            loc = _run_location(thread_id, run_id)
+            return wait_response(handle, f"{loc}/join", loc)
+        return empty(202)
+
+    async def cancel_runs(req: ApiRequest) -> Any:
+        """Cancel runs by thread and ids, or every run with a status."""
+        body = req.body(RunsCancel)
+        action = req.query("action", "interrupt") or "interrupt"
+        if action not in ("interrupt", "rollback"):
+            raise ApiError(422, "Invalid action: expected 'interrupt' or 'rollback'")
+        if body.status is not None:
+            statuses = list(INFLIGHT) if body.status == "all" else [body.status]
+            runs = await ctx.storage.run_list_by_status(statuses)
+        elif body.thread_id and body.run_ids:
+            thread_id = validate_uuid(body.thread_id, "thread")
+            runs = [r for rid in body.run_ids if (r := await ctx.storage.run_get(validate_uuid(rid, "run")))]
+            runs = [r for r in runs if r["thread_id"] == thread_id and r["status"] in INFLIGHT]
+        else:
+            raise ApiError(422, "Provide either 'status' or both 'thread_id' and 'run_ids'")
+        handles = [h for r in runs if (h := ctx.runs.handle(r["run_id"])) is not None and not h.log.closed]
+        if not handles and body.status is None:
+            raise ApiError(404, NO_RUNS_TO_CANCEL)
+        for handle in handles:
+            await ctx.runs.cancel(handle, action)
+        return empty(204)
+
+    tags = ["runs"]
+    router.add("POST", "/threads/:thread_id/runs/stream", stream_run, tags=tags, body_model=RunCreateStateful)
+    router.add("POST", "/threads/:thread_id/runs/wait", wait_run, tags=tags, body_model=RunCreateStateful)
+    router.add("POST", "/threads/:thread_id/runs", background_run, tags=tags, body_model=RunCreateStateful)
+    router.add("GET", "/threads/:thread_id/runs", list_runs, tags=tags)
+    router.add("GET", "/threads/:thread_id/runs/:run_id", get_run, tags=tags)
+    router.add("DELETE", "/threads/:thread_id/runs/:run_id", delete_run, tags=tags)
+    router.add("GET", "/threads/:thread_id/runs/:run_id/stream", join_stream, tags=tags)
+    router.add("GET", "/threads/:thread_id/runs/:run_id/join", join_run, tags=tags)
+    router.add("POST", "/threads/:thread_id/runs/:run_id/cancel", cancel_run, tags=tags)
+    router.add("POST", "/runs/stream", stream_stateless, tags=tags, body_model=RunCreateStateless)
+    router.add("POST", "/runs/wait", wait_stateless, tags=tags, body_model=RunCreateStateless)
+    router.add("POST", "/runs", background_stateless, tags=tags, body_model=RunCreateStateless)
+    router.add("POST", "/runs/batch", batch_stateless, tags=tags)
+    router.add("POST", "/runs/cancel", cancel_runs, tags=tags, body_model=RunsCancel)

@@ -1,0 +1,104 @@
+"""The long-term memory store: put, get, delete, search items and list namespaces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from robyn import Response
+
+from robyn_server.context import ServerContext
+from robyn_server.errors import ApiError
+from robyn_server.http import ApiRequest, JsonResponse, Router, empty
+from robyn_server.schemas import StoreDelete, StoreNamespaces, StorePut, StoreSearch
+
+
+def namespace_error(namespace: Any) -> Response | None:
+    """The reference rejects bad namespace labels with a plain-text 422 and no content-type."""
+    if not isinstance(namespace, list) or not namespace:
+        return Response(status_code=422, headers={}, description=b"Namespace must be a non-empty list of strings")
+    for label in namespace:
+        if not isinstance(label, str) or not label or "." in label:
+            text = f"Namespace label '{label}' must be a non-empty string without periods"
+            return Response(status_code=422, headers={}, description=text.encode())
+    return None
+
+
+def item_json(item: Any) -> dict[str, Any]:
+    data = {
+        "namespace": list(item.namespace),
+        "key": item.key,
+        "value": item.value,
+        "created_at": item.created_at,
+        "updated_at": item.updated_at,
+    }
+    if hasattr(item, "score"):
+        data["score"] = item.score
+    return data
+
+
+def register(router: Router, ctx: ServerContext) -> None:
+    store = ctx.storage.store
+
+    async def put_item(req: ApiRequest) -> Any:
+        """Store or replace an item."""
+        body = req.body(StorePut)
+        if (rejected := namespace_error(body.namespace)) is not None:
+            return rejected
+        kwargs: dict[str, Any] = {}
+        if body.index is not None:
+            kwargs["index"] = body.index
+        if body.ttl is not None:
+            kwargs["ttl"] = body.ttl
+        await store.aput(tuple(body.namespace), body.key, body.value, **kwargs)
+        return empty(204)
+
+    async def get_item(req: ApiRequest) -> Any:
+        """Get one item by namespace (dot-separated) and key; `null` when absent."""
+        key = req.query("key")
+        if not key:
+            return JsonResponse({"error": "Key is required"}, status_code=400)
+        namespace = [p for p in (req.query("namespace") or "").split(".") if p]
+        refresh = req.query("refresh_ttl")
+        kwargs = {"refresh_ttl": refresh.lower() == "true"} if refresh else {}
+        item = await store.aget(tuple(namespace), key, **kwargs)
+        return item_json(item) if item is not None else None
+
+    async def delete_item(req: ApiRequest) -> Any:
+        """Delete one item."""
+        body = req.body(StoreDelete)
+        if (rejected := namespace_error(body.namespace)) is not None:
+            return rejected
+        await store.adelete(tuple(body.namespace), body.key)
+        return empty(204)
+
+    async def search_items(req: ApiRequest) -> Any:
+        """Search items under a namespace prefix, by filter or semantic query."""
+        body = req.body(StoreSearch)
+        kwargs: dict[str, Any] = {"filter": body.filter, "limit": body.limit, "offset": body.offset}
+        if body.query:
+            kwargs["query"] = body.query
+        if body.refresh_ttl is not None:
+            kwargs["refresh_ttl"] = body.refresh_ttl
+        items = await store.asearch(tuple(body.namespace_prefix or ()), **kwargs)
+        return {"items": [item_json(i) for i in items]}
+
+    async def list_namespaces(req: ApiRequest) -> Any:
+        """List namespaces by prefix, suffix and depth."""
+        body = req.body(StoreNamespaces)
+        if body.max_depth is not None and body.max_depth < 1:
+            raise ApiError(422, "max_depth must be at least 1")
+        namespaces = await store.alist_namespaces(
+            prefix=tuple(body.prefix) if body.prefix else None,
+            suffix=tuple(body.suffix) if body.suffix else None,
+            max_depth=body.max_depth,
+            limit=body.limit,
+            offset=body.offset,
+        )
+        return {"namespaces": [list(ns) for ns in namespaces]}
+
+    tags = ["store"]
+    router.add("PUT", "/store/items", put_item, tags=tags, body_model=StorePut)
+    router.add("GET", "/store/items", get_item, tags=tags)
+    router.add("DELETE", "/store/items", delete_item, tags=tags, body_model=StoreDelete)
+    router.add("POST", "/store/items/search", search_items, tags=tags, body_model=StoreSearch)
+    router.add("POST", "/store/namespaces", list_namespaces, tags=tags, body_model=StoreNamespaces)

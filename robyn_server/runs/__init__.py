@@ -1,0 +1,1 @@
+"""Run execution: the run manager, the graph driver and run error reporting."""

@@ -1,0 +1,234 @@
+"""The run manager: starts runs at once as background tasks, one at a time per thread, and owns their logs.
+
+HTTP handlers create runs and read their event logs; they never run graphs themselves. A run's task is created
+with the context of the request that made it, so request-scoped values reach graph nodes and tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from robyn_server import serde
+from robyn_server.checkpoints import drop_run_checkpoints
+from robyn_server.graphs import GraphRegistry
+from robyn_server.runs.driver import build_input, stream_graph
+from robyn_server.runs.errors import error_payload
+from robyn_server.storage.base import Record, Storage
+from robyn_server.streaming.event_log import EventLog
+from robyn_server.streaming.modes import StreamMapper
+
+logger = logging.getLogger("robyn_server.runs")
+
+INFLIGHT = ("pending", "running")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(eq=False)
+class RunHandle:
+    """A run known to this process: its event log, task and outcome."""
+
+    run: Record
+    log: EventLog
+    context: contextvars.Context
+    temporary: bool = False
+    task: asyncio.Task[None] | None = None
+    cancel_action: str | None = None
+    not_before: float = 0.0
+    result: Any = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def run_id(self) -> str:
+        return self.run["run_id"]
+
+    @property
+    def thread_id(self) -> str:
+        return self.run["thread_id"]
+
+
+class RunManager:
+    def __init__(self, storage: Storage, registry: GraphRegistry, *, max_concurrent: int, timeout: float) -> None:
+        self.storage = storage
+        self.registry = registry
+        self.timeout = timeout
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._handles: dict[str, RunHandle] = {}
+        self._queues: dict[str, deque[RunHandle]] = {}
+        self._active: dict[str, RunHandle] = {}
+        self._finished: deque[RunHandle] = deque()
+        self._closing = False
+
+    # ------------------------------------------------------------------------------- lookup
+    def handle(self, run_id: str) -> RunHandle | None:
+        return self._handles.get(run_id)
+
+    def inflight(self, thread_id: str) -> list[RunHandle]:
+        active = self._active.get(thread_id)
+        queued = list(self._queues.get(thread_id, ()))
+        return ([active] if active else []) + queued
+
+    # ------------------------------------------------------------------------------- submit
+    def submit(self, run: Record, *, temporary: bool, resumable: bool, after_seconds: float = 0) -> RunHandle:
+        """Queue a stored `pending` run and start it now if its thread is free."""
+        handle = RunHandle(run=run, log=EventLog(resumable), context=contextvars.copy_context(), temporary=temporary)
+        handle.not_before = time.monotonic() + (after_seconds or 0)
+        self._handles[handle.run_id] = handle
+        self._queues.setdefault(handle.thread_id, deque()).append(handle)
+        if after_seconds:
+            asyncio.get_running_loop().call_later(after_seconds, self._start_next, handle.thread_id)
+        self._start_next(handle.thread_id)
+        return handle
+
+    def _start_next(self, thread_id: str) -> None:
+        if self._closing or thread_id in self._active:
+            return
+        queue = self._queues.get(thread_id)
+        if not queue:
+            self._queues.pop(thread_id, None)
+            return
+        handle = queue[0]
+        if handle.not_before > time.monotonic():
+            return
+        queue.popleft()
+        self._active[thread_id] = handle
+        handle.task = asyncio.get_running_loop().create_task(self._execute(handle), context=handle.context)
+
+    # ------------------------------------------------------------------------------- cancel
+    async def cancel(self, handle: RunHandle, action: str) -> None:
+        """Stop a run: a queued one is marked (or deleted on rollback), a running one is cancelled."""
+        handle.cancel_action = action
+        if handle.task is not None:
+            if not handle.task.done():
+                handle.task.cancel()
+            return
+        queue = self._queues.get(handle.thread_id)
+        if queue and handle in queue:
+            queue.remove(handle)
+        if action == "rollback":
+            await self.storage.run_delete(handle.run_id)
+        else:
+            await self.storage.run_update(handle.run_id, {"status": "interrupted", "updated_at": now()})
+        await self._finish_thread(handle, error=False)
+        self._close(handle, result=None)
+        self._start_next(handle.thread_id)
+
+    async def wait(self, handle: RunHandle) -> Any:
+        await handle.done.wait()
+        return handle.result
+
+    # ------------------------------------------------------------------------------- execute
+    async def _execute(self, handle: RunHandle) -> None:
+        run_id, thread_id = handle.run_id, handle.thread_id
+        kwargs = handle.run["kwargs"]
+        mapper = StreamMapper(kwargs["stream_mode"], kwargs.get("subgraphs", False))
+        status, errored, result = "success", False, None
+        try:
+            async with self._slots:
+                await self.storage.run_update(run_id, {"status": "running", "updated_at": now()})
+                handle.log.append("metadata", serde.dumps({"run_id": run_id, "attempt": 1}))
+                config = kwargs["config"]
+                graph_id = config["configurable"]["graph_id"]
+                async with asyncio.timeout(self.timeout):
+                    async with self.registry.graph(graph_id, config) as graph:
+                        async for event, data in stream_graph(graph, build_input(kwargs), config, kwargs, mapper):
+                            handle.log.append(event, data)
+            result = mapper.last_values if mapper.saw_values else None
+        except asyncio.CancelledError:
+            status = "interrupted"
+            result = mapper.last_values if mapper.saw_values else None
+        except TimeoutError as exc:
+            status, errored = "timeout", True
+            result = {"__error__": error_payload(exc)}
+            handle.log.append("error", serde.dumps(result["__error__"]))
+        except Exception as exc:
+            logger.warning("run %s failed: %s: %s", run_id, type(exc).__name__, exc)
+            status, errored = "error", True
+            result = {"__error__": error_payload(exc)}
+            handle.log.append("error", serde.dumps(result["__error__"]))
+        await self._complete(handle, status, errored, result)
+
+    async def _complete(self, handle: RunHandle, status: str, errored: bool, result: Any) -> None:
+        """Record the outcome, refresh the thread, close the log and start the thread's next run."""
+        try:
+            self._active.pop(handle.thread_id, None)
+            if handle.cancel_action == "rollback":
+                await self.storage.run_delete(handle.run_id)
+                await drop_run_checkpoints(self.storage.checkpointer, handle.thread_id, handle.run_id)
+            else:
+                await self.storage.run_update(handle.run_id, {"status": status, "updated_at": now()})
+            if handle.temporary:
+                await self.storage.thread_delete(handle.thread_id)
+            else:
+                await self._finish_thread(handle, error=errored and status == "error", result=result)
+        except Exception:
+            logger.exception("could not record the end of run %s", handle.run_id)
+        finally:
+            self._close(handle, result)
+            self._start_next(handle.thread_id)
+
+    def _close(self, handle: RunHandle, result: Any) -> None:
+        handle.result = result
+        handle.log.close()
+        handle.done.set()
+        self._finished.append(handle)
+        self._forget_old()
+
+    def _forget_old(self, keep: int = 1000) -> None:
+        while len(self._finished) > keep:
+            old = self._finished.popleft()
+            self._handles.pop(old.run_id, None)
+
+    async def _finish_thread(self, handle: RunHandle, *, error: bool, result: Any = None) -> None:
+        """The reference's joint status: busy while runs remain, else error, interrupted or idle."""
+        thread_id = handle.thread_id
+        thread = await self.storage.thread_get(thread_id)
+        if thread is None:
+            return
+        fields: dict[str, Any] = {"updated_at": now()}
+        state = await self.thread_state(thread)
+        if state is not None:
+            fields["values"] = serde.to_jsonable(state.values)
+            fields["interrupts"] = serde.to_jsonable({t.id: list(t.interrupts) for t in state.tasks if t.interrupts})
+            fields["state_updated_at"] = fields["updated_at"]
+        if self.inflight(thread_id):
+            fields["status"] = "busy"
+        elif error:
+            fields["status"] = "error"
+        elif state is not None and state.next:
+            fields["status"] = "interrupted"
+        else:
+            fields["status"] = "idle"
+        if isinstance(result, dict) and "__error__" in result:
+            fields["error"] = result["__error__"]
+        elif "error" in thread or state is not None:
+            fields["error"] = None
+        await self.storage.thread_update(thread_id, fields)
+
+    async def thread_state(self, thread: Record) -> Any:
+        """The thread's latest StateSnapshot, or None when it never ran a graph."""
+        graph_id = (thread.get("metadata") or {}).get("graph_id")
+        if not graph_id or graph_id not in self.registry:
+            return None
+        config = {"configurable": {"thread_id": thread["thread_id"], "graph_id": graph_id}}
+        async with self.registry.graph(graph_id, config) as graph:
+            return await graph.aget_state(config)
+
+    # ------------------------------------------------------------------------------- shutdown
+    async def shutdown(self, grace: float = 3.0) -> None:
+        """Cancel running runs and record them as interrupted; queued runs stay pending for the next start."""
+        self._closing = True
+        tasks = [h.task for h in self._active.values() if h.task and not h.task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)

@@ -1,0 +1,203 @@
+"""Creating runs the way the reference does: resolve assistant and thread, apply the multitask strategy,
+merge config/context/metadata (assistant, then thread, then run), store the run and hand it to the manager."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import langgraph.version
+from langchain_core.utils.uuid import uuid7
+
+from robyn_server import __version__
+from robyn_server.context import ServerContext
+from robyn_server.errors import ApiError
+from robyn_server.routes.assistants import resolve_assistant_ref
+from robyn_server.runs.manager import INFLIGHT, RunHandle, now
+from robyn_server.schemas import RunCreateStateful, RunCreateStateless
+from robyn_server.streaming.modes import normalize_stream_mode
+
+BUSY_DETAIL = "Thread is already running a task. Wait for it to finish or choose a different multitask strategy."
+NOT_FOUND_DETAIL = "Thread or assistant not found."
+# Keys the server owns in a thread's metadata; they are not copied from thread to run metadata.
+_SERVER_METADATA = ("graph_id", "assistant_id")
+
+
+def new_thread(thread_id: str, metadata: dict[str, Any] | None) -> dict[str, Any]:
+    created = now()
+    return {
+        "thread_id": thread_id,
+        "created_at": created,
+        "updated_at": created,
+        "state_updated_at": created,
+        "metadata": metadata or {},
+        "status": "idle",
+        "config": {},
+        "values": None,
+    }
+
+
+def _run_config(
+    assistant: dict[str, Any],
+    body: RunCreateStateless,
+    *,
+    run_id: str,
+    thread_id: str,
+    metadata: dict[str, Any],
+    request_id: str,
+    api_url: str,
+) -> dict[str, Any]:
+    assistant_config = assistant.get("config") or {}
+    request_config = body.config.model_dump(exclude_none=True) if body.config else {}
+    config = {**assistant_config, **request_config}
+    configurable = {**(assistant_config.get("configurable") or {}), **(request_config.get("configurable") or {})}
+    configurable.update(
+        {
+            "langgraph_auth_user": None,
+            "langgraph_auth_user_id": "",
+            "langgraph_auth_permissions": [],
+            "langgraph_request_id": request_id,
+            "__request_start_time_ms__": int(time.time() * 1000),
+            "__after_seconds__": int(body.after_seconds or 0),
+            "run_id": run_id,
+            "thread_id": thread_id,
+            "graph_id": assistant["graph_id"],
+            "assistant_id": assistant["assistant_id"],
+            "user_id": "",
+        }
+    )
+    checkpoint = getattr(body, "checkpoint", None)
+    if checkpoint is not None:
+        configurable.update(checkpoint.model_dump(exclude_none=True, exclude={"thread_id"}))
+    checkpoint_id = getattr(body, "checkpoint_id", None)
+    if checkpoint_id:
+        configurable["checkpoint_id"] = checkpoint_id
+    config["configurable"] = configurable
+    config["metadata"] = {
+        **metadata,
+        "run_attempt": 1,
+        "langgraph_version": langgraph.version.__version__,
+        "langgraph_api_version": __version__,
+        "langgraph_plan": "self-hosted",
+        "langgraph_host": "self-hosted",
+        "langgraph_api_url": api_url,
+        "thread_id": thread_id,
+        "run_id": run_id,
+    }
+    return config
+
+
+async def create_run(
+    ctx: ServerContext,
+    body: RunCreateStateless,
+    *,
+    thread_id: str | None,
+    request_id: str | None = None,
+) -> RunHandle:
+    """Validate and store a new run, then queue it. `thread_id=None` makes a stateless run."""
+    if body.context and body.config is not None and body.config.configurable:
+        raise ApiError(
+            400,
+            "Cannot specify both configurable and context. Prefer setting context alone. Context was introduced "
+            "in LangGraph 0.6.0 and is the long term planned replacement for configurable.",
+        )
+    stateless = thread_id is None
+    if stateless and body.command is not None and body.command.resume is not None:
+        raise ApiError(400, "You must provide a thread_id when resuming.")
+    assistant = await resolve_assistant_ref(ctx, body.assistant_id)
+    if assistant is None or assistant["graph_id"] not in ctx.registry:
+        raise ApiError(404, NOT_FOUND_DETAIL)
+
+    temporary = False
+    if stateless:
+        thread_id = str(uuid7())
+        thread = new_thread(thread_id, {})
+        await ctx.storage.thread_put(thread)
+        temporary = body.on_completion == "delete"
+    else:
+        assert thread_id is not None
+        thread = await ctx.storage.thread_get(thread_id)
+        if thread is None:
+            if isinstance(body, RunCreateStateful) and body.if_not_exists == "create":
+                thread = new_thread(thread_id, {})
+                await ctx.storage.thread_put(thread)
+            else:
+                raise ApiError(404, NOT_FOUND_DETAIL)
+
+    strategy = body.multitask_strategy if isinstance(body, RunCreateStateful) else "enqueue"
+    previous = ctx.runs.inflight(thread_id)
+    if previous and strategy == "reject":
+        raise ApiError(409, BUSY_DETAIL)
+
+    run_id = str(uuid7())
+    thread_metadata = {k: v for k, v in (thread.get("metadata") or {}).items() if k not in _SERVER_METADATA}
+    metadata = {
+        **(assistant.get("metadata") or {}),
+        **thread_metadata,
+        **(body.metadata or {}),
+        "graph_id": assistant["graph_id"],
+        "assistant_id": assistant["assistant_id"],
+    }
+    stream_mode = normalize_stream_mode(body.stream_mode)
+    config = _run_config(
+        assistant,
+        body,
+        run_id=run_id,
+        thread_id=thread_id,
+        metadata=metadata,
+        request_id=request_id or str(uuid.uuid4()),
+        api_url=ctx.api_url,
+    )
+    durability = body.durability or ("sync" if body.checkpoint_during is False else None)
+    context = {**(assistant.get("context") or {}), **(body.context or {})} if body.context else {}
+    created = now()
+    run = {
+        "run_id": run_id,
+        "thread_id": thread_id,
+        "assistant_id": assistant["assistant_id"],
+        "metadata": metadata,
+        "status": "pending",
+        "kwargs": {
+            "input": body.input,
+            "command": body.command.model_dump(exclude_none=True) if body.command else None,
+            "config": config,
+            "context": context,
+            "stream_mode": stream_mode,
+            "interrupt_before": body.interrupt_before,
+            "interrupt_after": body.interrupt_after,
+            "webhook": None,
+            "feedback_keys": None,
+            "temporary": temporary,
+            "subgraphs": body.stream_subgraphs,
+            "resumable": body.stream_resumable,
+            "checkpoint_during": body.checkpoint_during if body.checkpoint_during is not None else True,
+            "durability": durability or "async",
+        },
+        "multitask_strategy": strategy,
+        "created_at": created,
+        "updated_at": created,
+        "langsmith_session_name": None,
+    }
+    await ctx.storage.run_put(run)
+    thread_fields = {
+        "status": "busy",
+        "updated_at": created,
+        "metadata": {
+            **(thread.get("metadata") or {}),
+            "graph_id": assistant["graph_id"],
+            "assistant_id": assistant["assistant_id"],
+        },
+    }
+    await ctx.storage.thread_update(thread_id, thread_fields)
+    handle = ctx.runs.submit(
+        run, temporary=temporary, resumable=body.stream_resumable, after_seconds=body.after_seconds or 0
+    )
+    if previous and strategy in ("interrupt", "rollback"):
+        for old in previous:
+            await ctx.runs.cancel(old, strategy)
+    return handle
+
+
+def is_inflight(run: dict[str, Any]) -> bool:
+    return run["status"] in INFLIGHT

@@ -1,0 +1,111 @@
+"""The storage contract every backend implements (memory here; SQLite and Postgres build on it).
+
+Records are plain dicts shaped like the API's JSON (datetimes as `datetime`), so routes return them as-is.
+Callers treat returned records as read-only snapshots.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.store.base import BaseStore
+
+Record = dict[str, Any]
+
+
+class Storage(ABC):
+    """Assistants, threads and runs, plus the LangGraph checkpointer and store that share their lifetime."""
+
+    checkpointer: BaseCheckpointSaver
+    store: BaseStore
+
+    async def setup(self) -> None:
+        """Open connections and apply migrations."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    # assistants ---------------------------------------------------------------------------
+    @abstractmethod
+    async def assistant_put(self, assistant: Record) -> None: ...
+
+    @abstractmethod
+    async def assistant_get(self, assistant_id: str) -> Record | None: ...
+
+    @abstractmethod
+    async def assistant_add_version(self, assistant: Record) -> None:
+        """Store `assistant` as its new current version (its `version` already incremented)."""
+
+    @abstractmethod
+    async def assistant_delete(self, assistant_id: str) -> bool: ...
+
+    @abstractmethod
+    async def assistant_search(
+        self,
+        *,
+        graph_id: str | None,
+        name: str | None,
+        metadata: dict[str, Any] | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> tuple[list[Record], int]: ...
+
+    @abstractmethod
+    async def assistant_versions(
+        self, assistant_id: str, metadata: dict[str, Any] | None, limit: int, offset: int
+    ) -> list[Record]: ...
+
+    @abstractmethod
+    async def assistant_set_latest(self, assistant_id: str, version: int) -> Record | None: ...
+
+    # threads ------------------------------------------------------------------------------
+    @abstractmethod
+    async def thread_put(self, thread: Record) -> None: ...
+
+    @abstractmethod
+    async def thread_get(self, thread_id: str) -> Record | None: ...
+
+    @abstractmethod
+    async def thread_update(self, thread_id: str, fields: dict[str, Any]) -> Record | None: ...
+
+    @abstractmethod
+    async def thread_delete(self, thread_id: str) -> bool:
+        """Delete the thread with its runs and checkpoints."""
+
+    @abstractmethod
+    async def thread_search(
+        self,
+        *,
+        ids: list[str] | None,
+        metadata: dict[str, Any] | None,
+        values: dict[str, Any] | None,
+        status: str | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> tuple[list[Record], int]: ...
+
+    # runs ---------------------------------------------------------------------------------
+    @abstractmethod
+    async def run_put(self, run: Record) -> None: ...
+
+    @abstractmethod
+    async def run_get(self, run_id: str) -> Record | None: ...
+
+    @abstractmethod
+    async def run_update(self, run_id: str, fields: dict[str, Any]) -> Record | None: ...
+
+    @abstractmethod
+    async def run_delete(self, run_id: str) -> bool: ...
+
+    @abstractmethod
+    async def run_list(self, thread_id: str, *, limit: int, offset: int, status: str | None = None) -> list[Record]:
+        """Runs of a thread, newest first."""
+
+    @abstractmethod
+    async def run_list_by_status(self, statuses: list[str]) -> list[Record]: ...

@@ -1,0 +1,152 @@
+"""In-memory storage: the semantics every backend must match, and the explicit choice for tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+
+from robyn_server.storage.base import Record, Storage
+from robyn_server.storage.filters import contains, sort_and_page
+
+
+class MemoryStorage(Storage):
+    """Dicts in this process, LangGraph's in-memory checkpointer and store."""
+
+    def __init__(self) -> None:
+        self.checkpointer = InMemorySaver()
+        self.store = InMemoryStore()
+        self._assistants: dict[str, Record] = {}
+        self._versions: dict[str, list[Record]] = {}
+        self._threads: dict[str, Record] = {}
+        self._runs: dict[str, Record] = {}
+
+    # assistants ---------------------------------------------------------------------------
+    async def assistant_put(self, assistant: Record) -> None:
+        self._assistants[assistant["assistant_id"]] = dict(assistant)
+        self._versions[assistant["assistant_id"]] = [dict(assistant)]
+
+    async def assistant_get(self, assistant_id: str) -> Record | None:
+        found = self._assistants.get(assistant_id)
+        return dict(found) if found else None
+
+    async def assistant_add_version(self, assistant: Record) -> None:
+        self._assistants[assistant["assistant_id"]] = dict(assistant)
+        self._versions.setdefault(assistant["assistant_id"], []).append(dict(assistant))
+
+    async def assistant_delete(self, assistant_id: str) -> bool:
+        self._versions.pop(assistant_id, None)
+        return self._assistants.pop(assistant_id, None) is not None
+
+    async def assistant_search(
+        self,
+        *,
+        graph_id: str | None,
+        name: str | None,
+        metadata: dict[str, Any] | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> tuple[list[Record], int]:
+        items = [
+            dict(a)
+            for a in self._assistants.values()
+            if (graph_id is None or a["graph_id"] == graph_id)
+            and (name is None or name.lower() in (a.get("name") or "").lower())
+            and (not metadata or contains(a.get("metadata") or {}, metadata))
+        ]
+        return sort_and_page(items, sort_by, sort_order, limit, offset)
+
+    async def assistant_versions(
+        self, assistant_id: str, metadata: dict[str, Any] | None, limit: int, offset: int
+    ) -> list[Record]:
+        versions = [
+            dict(v)
+            for v in reversed(self._versions.get(assistant_id, []))
+            if not metadata or contains(v.get("metadata") or {}, metadata)
+        ]
+        return versions[offset : offset + limit]
+
+    async def assistant_set_latest(self, assistant_id: str, version: int) -> Record | None:
+        for v in self._versions.get(assistant_id, []):
+            if v["version"] == version:
+                self._assistants[assistant_id] = dict(v)
+                return dict(v)
+        return None
+
+    # threads ------------------------------------------------------------------------------
+    async def thread_put(self, thread: Record) -> None:
+        self._threads[thread["thread_id"]] = dict(thread)
+
+    async def thread_get(self, thread_id: str) -> Record | None:
+        found = self._threads.get(thread_id)
+        return dict(found) if found else None
+
+    async def thread_update(self, thread_id: str, fields: dict[str, Any]) -> Record | None:
+        found = self._threads.get(thread_id)
+        if found is None:
+            return None
+        found.update(fields)
+        return dict(found)
+
+    async def thread_delete(self, thread_id: str) -> bool:
+        existed = self._threads.pop(thread_id, None) is not None
+        for run_id in [r for r, run in self._runs.items() if run["thread_id"] == thread_id]:
+            del self._runs[run_id]
+        await self.checkpointer.adelete_thread(thread_id)
+        return existed
+
+    async def thread_search(
+        self,
+        *,
+        ids: list[str] | None,
+        metadata: dict[str, Any] | None,
+        values: dict[str, Any] | None,
+        status: str | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> tuple[list[Record], int]:
+        wanted = set(ids) if ids else None
+        items = [
+            dict(t)
+            for t in self._threads.values()
+            if (wanted is None or t["thread_id"] in wanted)
+            and (status is None or t["status"] == status)
+            and (not metadata or contains(t.get("metadata") or {}, metadata))
+            and (not values or contains(t.get("values") or {}, values))
+        ]
+        return sort_and_page(items, sort_by, sort_order, limit, offset)
+
+    # runs ---------------------------------------------------------------------------------
+    async def run_put(self, run: Record) -> None:
+        self._runs[run["run_id"]] = dict(run)
+
+    async def run_get(self, run_id: str) -> Record | None:
+        found = self._runs.get(run_id)
+        return dict(found) if found else None
+
+    async def run_update(self, run_id: str, fields: dict[str, Any]) -> Record | None:
+        found = self._runs.get(run_id)
+        if found is None:
+            return None
+        found.update(fields)
+        return dict(found)
+
+    async def run_delete(self, run_id: str) -> bool:
+        return self._runs.pop(run_id, None) is not None
+
+    async def run_list(self, thread_id: str, *, limit: int, offset: int, status: str | None = None) -> list[Record]:
+        runs = [
+            dict(r)
+            for r in self._runs.values()
+            if r["thread_id"] == thread_id and (status is None or r["status"] == status)
+        ]
+        runs.sort(key=lambda r: r["created_at"], reverse=True)
+        return runs[offset : offset + limit]
+
+    async def run_list_by_status(self, statuses: list[str]) -> list[Record]:
+        return [dict(r) for r in self._runs.values() if r["status"] in statuses]

@@ -1,0 +1,1 @@
+"""The default graph: a ReAct tools agent on langchain-openai, configured per assistant and run."""
