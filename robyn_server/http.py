@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from langgraph.errors import EmptyInputError, InvalidUpdateError
 from pydantic import BaseModel, ValidationError
 from robyn import Headers, Request, Response, Robyn
 from robyn.responses import StreamingResponse
@@ -235,9 +236,11 @@ class Router:
                 return _to_robyn(await handler(ApiRequest(request)))
             except ApiError as exc:
                 return error_response(exc.status_code, exc.detail, exc.headers)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, InvalidUpdateError, EmptyInputError) as exc:
                 logger.info("bad request on %s %s: %s", request.method, request.url.path, exc)
                 return error_response(400, str(exc))
+            except NotImplementedError as exc:
+                return error_response(501, str(exc) or "Not Implemented")
             except Exception:
                 logger.exception("unhandled error on %s %s", request.method, request.url.path)
                 return error_response(500, "Internal Server Error")

@@ -3,7 +3,7 @@
 
 async def test_ok_and_system_assistants(client, http):
     assert http.get("/ok").json() == {"ok": True, "services": {}}
-    found = await client.assistants.search(graph_id="agent")
+    found = await client.assistants.search(graph_id="agent", metadata={"created_by": "system"})
     assert [a["assistant_id"] for a in found] == ["fe096781-5601-53d2-b2f6-0d3403f7e9ca"]
 
 

@@ -264,7 +264,12 @@ def register(router: Router, ctx: ServerContext) -> None:
                 raise ApiError(422, "Invalid xray value: expected true, false or an integer")
         async with ctx.registry.graph(assistant["graph_id"], _graph_config(assistant)) as graph:
             drawable = await graph.aget_graph(xray=xray)
-            return drawable.to_json()
+        json_graph = drawable.to_json()
+        for node in json_graph.get("nodes", []):
+            # the reference drops the runnable's import path (`data.id`), keeping only the name
+            if isinstance(data := node.get("data"), dict):
+                data.pop("id", None)
+        return json_graph
 
     async def assistant_schemas(req: ApiRequest) -> Any:
         """Input, output, state, config and context JSON schemas of the assistant's graph."""

@@ -48,6 +48,8 @@ def register(router: Router, ctx: ServerContext) -> None:
         if body.index is not None:
             kwargs["index"] = body.index
         if body.ttl is not None:
+            if not getattr(store, "supports_ttl", False):
+                raise ApiError(422, "Item TTL is not supported by this server's store")
             kwargs["ttl"] = body.ttl
         await store.aput(tuple(body.namespace), body.key, body.value, **kwargs)
         return empty(204)
