@@ -21,10 +21,10 @@ class Storage(ABC):
     checkpointer: BaseCheckpointSaver
     store: BaseStore
 
-    async def setup(self) -> None:
+    async def setup(self) -> None:  # noqa: B027 - optional hook, a no-op for backends without connections
         """Open connections and apply migrations."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
     # assistants ---------------------------------------------------------------------------

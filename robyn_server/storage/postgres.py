@@ -1,0 +1,386 @@
+"""PostgreSQL storage: assistants, threads and runs in JSONB tables next to LangGraph's Postgres saver/store.
+
+For multi-process or multi-host deployments. One psycopg 3 pool serves everything; its connections are
+autocommit (LangGraph's savers need that, and our writes open explicit transactions) and never prepare
+statements (`prepare_threshold=None`), so the pool also works behind PgBouncer in transaction mode.
+Metadata and values filters run as JSONB containment (`@>`) backed by GIN indexes. JSONB keeps no key
+order, so nested objects in `metadata`/`values` may read back with keys reordered (equal as JSON).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.store.postgres.aio import AsyncPostgresStore
+from psycopg import AsyncConnection, sql
+from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import Json, Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from robyn_server.storage.base import Record, Storage
+from robyn_server.storage.filters import sort_and_page
+from robyn_server.storage.records import ASSISTANTS, RUNS, THREADS, Layout, json_text, to_utc
+
+# Serializes concurrent migrations from several server processes (an arbitrary constant key).
+_MIGRATION_LOCK = 7_316_402_118
+
+_COMMON = "seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+
+# Each entry is one schema version; never edit an applied entry, append a new one instead.
+MIGRATIONS: list[list[str]] = [
+    [
+        f"""CREATE TABLE assistants (
+            {_COMMON}, assistant_id TEXT NOT NULL UNIQUE, graph_id TEXT, name TEXT, version INTEGER,
+            created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, metadata JSONB, doc JSON NOT NULL)""",
+        "CREATE INDEX assistants_graph_id ON assistants (graph_id)",
+        "CREATE INDEX assistants_metadata ON assistants USING GIN (metadata jsonb_path_ops)",
+        f"""CREATE TABLE assistant_versions (
+            {_COMMON}, assistant_id TEXT NOT NULL, graph_id TEXT, name TEXT, version INTEGER,
+            created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, metadata JSONB, doc JSON NOT NULL)""",
+        "CREATE INDEX assistant_versions_id ON assistant_versions (assistant_id, version)",
+        f"""CREATE TABLE threads (
+            {_COMMON}, thread_id TEXT NOT NULL UNIQUE, status TEXT, created_at TIMESTAMPTZ,
+            updated_at TIMESTAMPTZ, state_updated_at TIMESTAMPTZ, metadata JSONB, "values" JSONB,
+            doc JSON NOT NULL)""",
+        "CREATE INDEX threads_status ON threads (status)",
+        "CREATE INDEX threads_created_at ON threads (created_at)",
+        "CREATE INDEX threads_metadata ON threads USING GIN (metadata jsonb_path_ops)",
+        'CREATE INDEX threads_values ON threads USING GIN ("values" jsonb_path_ops)',
+        f"""CREATE TABLE runs (
+            {_COMMON}, run_id TEXT NOT NULL UNIQUE, thread_id TEXT, assistant_id TEXT, status TEXT,
+            created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, metadata JSONB, doc JSON NOT NULL)""",
+        "CREATE INDEX runs_thread ON runs (thread_id, created_at DESC)",
+        "CREATE INDEX runs_status ON runs (status)",
+    ],
+]
+
+Conn = AsyncConnection[DictRow]
+
+
+def _dumps(value: Any) -> str:
+    return json_text(value)
+
+
+def _jsonb(value: Any) -> Jsonb:
+    return Jsonb(value, dumps=_dumps)
+
+
+class PostgresStorage(Storage):
+    """Everything in the PostgreSQL database at `dsn`."""
+
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.dsn = dsn
+        self._pool: AsyncConnectionPool[Conn] | None = None
+        self._min_size = min_size
+        self._max_size = max_size
+
+    # lifecycle ----------------------------------------------------------------------------
+    async def setup(self) -> None:
+        """Open the pool, migrate our schema, and set up LangGraph's saver and store tables."""
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            self.dsn,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            kwargs={"autocommit": True, "prepare_threshold": None, "row_factory": dict_row},
+            open=False,
+        )
+        await pool.open(wait=True)
+        self._pool = pool
+        await self._migrate()
+        self.checkpointer = AsyncPostgresSaver(pool)
+        await self.checkpointer.setup()
+        self.store = AsyncPostgresStore(pool)
+        await self.store.setup()
+
+    async def _migrate(self) -> None:
+        """Apply pending MIGRATIONS in one transaction, recording each in `schema_version`."""
+        async with self._pool_or_fail.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                "version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            cur = await conn.execute("SELECT COALESCE(MAX(version), 0) AS v FROM schema_version")
+            row = await cur.fetchone()
+            current = int(row["v"]) if row else 0
+            for version, statements in enumerate(MIGRATIONS, start=1):
+                if version <= current:
+                    continue
+                for statement in statements:
+                    await conn.execute(sql.SQL(statement))  # type: ignore[arg-type]
+                await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+
+    async def close(self) -> None:
+        """Close the pool (the saver and store share it)."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @property
+    def _pool_or_fail(self) -> AsyncConnectionPool[Conn]:
+        if self._pool is None:
+            raise RuntimeError("PostgresStorage.setup() has not been called")
+        return self._pool
+
+    # row codec ----------------------------------------------------------------------------
+    @staticmethod
+    def _params(layout: Layout, record: Record) -> list[Any]:
+        cols, doc = layout.split(record)
+        params: list[Any] = [cols[layout.key]]
+        for name, kind in layout.columns.items():
+            value = cols[name]
+            params.append(_jsonb(value) if kind == "json" and value is not None else value)
+        params.append(Json(doc, dumps=_dumps))
+        return params
+
+    @staticmethod
+    def _record(layout: Layout, row: DictRow) -> Record:
+        cols: dict[str, Any] = {layout.key: row[layout.key]}
+        for name in layout.columns:
+            value = row[name]
+            cols[name] = to_utc(value) if isinstance(value, datetime) else value
+        return layout.join(cols, row["doc"])
+
+    async def _fetch(self, conn: Conn, layout: Layout, query: sql.Composable, params: list[Any]) -> list[Record]:
+        cur = await conn.execute(query, params)
+        return [self._record(layout, row) for row in await cur.fetchall()]
+
+    @staticmethod
+    def _columns(layout: Layout) -> sql.Composable:
+        return sql.SQL(", ").join(sql.Identifier(n) for n in layout.names)
+
+    async def _upsert(self, conn: Conn, table: str, layout: Layout, record: Record) -> None:
+        """Insert or replace by key, keeping the row's `seq` (its original insertion position)."""
+        names = layout.names
+        query = sql.SQL("INSERT INTO {t} ({cols}) VALUES ({vals}) ON CONFLICT ({key}) DO UPDATE SET {sets}").format(
+            t=sql.Identifier(table),
+            cols=self._columns(layout),
+            vals=sql.SQL(", ").join(sql.Placeholder() * len(names)),
+            key=sql.Identifier(layout.key),
+            sets=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(n)) for n in names[1:]),
+        )
+        await conn.execute(query, self._params(layout, record))
+
+    async def _insert(self, conn: Conn, table: str, layout: Layout, record: Record) -> None:
+        query = sql.SQL("INSERT INTO {t} ({cols}) VALUES ({vals})").format(
+            t=sql.Identifier(table),
+            cols=self._columns(layout),
+            vals=sql.SQL(", ").join(sql.Placeholder() * len(layout.names)),
+        )
+        await conn.execute(query, self._params(layout, record))
+
+    async def _get(self, table: str, layout: Layout, key: str) -> Record | None:
+        query = sql.SQL("SELECT * FROM {t} WHERE {k} = %s").format(
+            t=sql.Identifier(table), k=sql.Identifier(layout.key)
+        )
+        async with self._pool_or_fail.connection() as conn:
+            found = await self._fetch(conn, layout, query, [key])
+        return found[0] if found else None
+
+    async def _merge(self, table: str, layout: Layout, key: str, fields: dict[str, Any]) -> Record | None:
+        """Read-modify-write under a row lock, so concurrent updates of one record never lose fields."""
+        query = sql.SQL("SELECT * FROM {t} WHERE {k} = %s FOR UPDATE").format(
+            t=sql.Identifier(table), k=sql.Identifier(layout.key)
+        )
+        async with self._pool_or_fail.connection() as conn, conn.transaction():
+            found = await self._fetch(conn, layout, query, [key])
+            if not found:
+                return None
+            record = found[0]
+            record.update(fields)
+            await self._upsert(conn, table, layout, record)
+        return record
+
+    async def _delete(self, table: str, column: str, key: str) -> bool:
+        query = sql.SQL("DELETE FROM {t} WHERE {c} = %s").format(t=sql.Identifier(table), c=sql.Identifier(column))
+        async with self._pool_or_fail.connection() as conn:
+            cur = await conn.execute(query, [key])
+            return cur.rowcount > 0
+
+    async def _search(
+        self,
+        table: str,
+        layout: Layout,
+        where: list[sql.Composable],
+        params: list[Any],
+        *,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> tuple[list[Record], int]:
+        """Filter in SQL; order like `sort_and_page` (None last, ties by insertion order) and page."""
+        t = sql.Identifier(table)
+        clause = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
+        async with self._pool_or_fail.connection() as conn, conn.transaction():
+            if not layout.sortable(sort_by):
+                query = sql.SQL("SELECT * FROM {t}{w} ORDER BY seq").format(t=t, w=clause)
+                items = await self._fetch(conn, layout, query, params)
+                return sort_and_page(items, sort_by, sort_order, limit, offset)
+            column = sql.Identifier(sort_by)
+            if sort_by == layout.key or layout.columns[sort_by] == "text":
+                column = sql.SQL('{c} COLLATE "C"').format(c=column)  # code point order, like Python
+            direction = sql.SQL("ASC" if sort_order.lower() == "asc" else "DESC")
+            query = sql.SQL("SELECT * FROM {t}{w} ORDER BY {c} {d} NULLS LAST, seq LIMIT %s OFFSET %s").format(
+                t=t, w=clause, c=column, d=direction
+            )
+            items = await self._fetch(conn, layout, query, [*params, limit, offset])
+            cur = await conn.execute(sql.SQL("SELECT COUNT(*) AS n FROM {t}{w}").format(t=t, w=clause), params)
+            row = await cur.fetchone()
+        return items, int(row["n"]) if row else 0
+
+    # assistants ---------------------------------------------------------------------------
+    async def assistant_put(self, assistant: Record) -> None:
+        async with self._pool_or_fail.connection() as conn, conn.transaction():
+            await self._upsert(conn, "assistants", ASSISTANTS, assistant)
+            await conn.execute("DELETE FROM assistant_versions WHERE assistant_id = %s", (assistant["assistant_id"],))
+            await self._insert(conn, "assistant_versions", ASSISTANTS, assistant)
+
+    async def assistant_get(self, assistant_id: str) -> Record | None:
+        return await self._get("assistants", ASSISTANTS, assistant_id)
+
+    async def assistant_add_version(self, assistant: Record) -> None:
+        async with self._pool_or_fail.connection() as conn, conn.transaction():
+            await self._upsert(conn, "assistants", ASSISTANTS, assistant)
+            await self._insert(conn, "assistant_versions", ASSISTANTS, assistant)
+
+    async def assistant_delete(self, assistant_id: str) -> bool:
+        async with self._pool_or_fail.connection() as conn, conn.transaction():
+            await conn.execute("DELETE FROM assistant_versions WHERE assistant_id = %s", (assistant_id,))
+            cur = await conn.execute("DELETE FROM assistants WHERE assistant_id = %s", (assistant_id,))
+            return cur.rowcount > 0
+
+    async def assistant_search(
+        self,
+        *,
+        graph_id: str | None,
+        name: str | None,
+        metadata: dict[str, Any] | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> tuple[list[Record], int]:
+        where: list[sql.Composable] = []
+        params: list[Any] = []
+        if graph_id is not None:
+            where.append(sql.SQL("graph_id = %s"))
+            params.append(graph_id)
+        if name is not None:
+            where.append(sql.SQL("strpos(lower(COALESCE(name, '')), lower(%s)) > 0"))
+            params.append(name)
+        if metadata:
+            where.append(sql.SQL("metadata @> %s"))
+            params.append(_jsonb(metadata))
+        return await self._search(
+            "assistants", ASSISTANTS, where, params, limit=limit, offset=offset, sort_by=sort_by, sort_order=sort_order
+        )
+
+    async def assistant_versions(
+        self, assistant_id: str, metadata: dict[str, Any] | None, limit: int, offset: int
+    ) -> list[Record]:
+        where = sql.SQL("assistant_id = %s")
+        params: list[Any] = [assistant_id]
+        if metadata:
+            where = sql.SQL("{w} AND metadata @> %s").format(w=where)
+            params.append(_jsonb(metadata))
+        query = sql.SQL("SELECT * FROM assistant_versions WHERE {w} ORDER BY seq DESC LIMIT %s OFFSET %s").format(
+            w=where
+        )
+        async with self._pool_or_fail.connection() as conn:
+            return await self._fetch(conn, ASSISTANTS, query, [*params, limit, offset])
+
+    async def assistant_set_latest(self, assistant_id: str, version: int) -> Record | None:
+        query = sql.SQL(
+            "SELECT * FROM assistant_versions WHERE assistant_id = %s AND version = %s ORDER BY seq LIMIT 1"
+        )
+        async with self._pool_or_fail.connection() as conn, conn.transaction():
+            found = await self._fetch(conn, ASSISTANTS, query, [assistant_id, version])
+            if not found:
+                return None
+            await self._upsert(conn, "assistants", ASSISTANTS, found[0])
+        return found[0]
+
+    # threads ------------------------------------------------------------------------------
+    async def thread_put(self, thread: Record) -> None:
+        async with self._pool_or_fail.connection() as conn:
+            await self._upsert(conn, "threads", THREADS, thread)
+
+    async def thread_get(self, thread_id: str) -> Record | None:
+        return await self._get("threads", THREADS, thread_id)
+
+    async def thread_update(self, thread_id: str, fields: dict[str, Any]) -> Record | None:
+        return await self._merge("threads", THREADS, thread_id, fields)
+
+    async def thread_delete(self, thread_id: str) -> bool:
+        async with self._pool_or_fail.connection() as conn, conn.transaction():
+            await conn.execute("DELETE FROM runs WHERE thread_id = %s", (thread_id,))
+            cur = await conn.execute("DELETE FROM threads WHERE thread_id = %s", (thread_id,))
+            existed = cur.rowcount > 0
+        await self.checkpointer.adelete_thread(thread_id)
+        return existed
+
+    async def thread_search(
+        self,
+        *,
+        ids: list[str] | None,
+        metadata: dict[str, Any] | None,
+        values: dict[str, Any] | None,
+        status: str | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> tuple[list[Record], int]:
+        where: list[sql.Composable] = []
+        params: list[Any] = []
+        if ids:
+            where.append(sql.SQL("thread_id = ANY(%s)"))
+            params.append(list(ids))
+        if status is not None:
+            where.append(sql.SQL("status = %s"))
+            params.append(status)
+        if metadata:
+            where.append(sql.SQL("metadata @> %s"))
+            params.append(_jsonb(metadata))
+        if values:
+            where.append(sql.SQL('"values" @> %s'))
+            params.append(_jsonb(values))
+        return await self._search(
+            "threads", THREADS, where, params, limit=limit, offset=offset, sort_by=sort_by, sort_order=sort_order
+        )
+
+    # runs ---------------------------------------------------------------------------------
+    async def run_put(self, run: Record) -> None:
+        async with self._pool_or_fail.connection() as conn:
+            await self._upsert(conn, "runs", RUNS, run)
+
+    async def run_get(self, run_id: str) -> Record | None:
+        return await self._get("runs", RUNS, run_id)
+
+    async def run_update(self, run_id: str, fields: dict[str, Any]) -> Record | None:
+        return await self._merge("runs", RUNS, run_id, fields)
+
+    async def run_delete(self, run_id: str) -> bool:
+        return await self._delete("runs", "run_id", run_id)
+
+    async def run_list(self, thread_id: str, *, limit: int, offset: int, status: str | None = None) -> list[Record]:
+        where = sql.SQL("thread_id = %s")
+        params: list[Any] = [thread_id]
+        if status is not None:
+            where = sql.SQL("{w} AND status = %s").format(w=where)
+            params.append(status)
+        query = sql.SQL(
+            "SELECT * FROM runs WHERE {w} ORDER BY created_at DESC NULLS LAST, seq LIMIT %s OFFSET %s"
+        ).format(w=where)
+        async with self._pool_or_fail.connection() as conn:
+            return await self._fetch(conn, RUNS, query, [*params, limit, offset])
+
+    async def run_list_by_status(self, statuses: list[str]) -> list[Record]:
+        if not statuses:
+            return []
+        query = sql.SQL("SELECT * FROM runs WHERE status = ANY(%s) ORDER BY seq")
+        async with self._pool_or_fail.connection() as conn:
+            return await self._fetch(conn, RUNS, query, [list(statuses)])

@@ -1,0 +1,410 @@
+"""SQLite storage: one database file for assistants, threads, runs, checkpoints and the store.
+
+Meant for single-process deployments that must survive restarts without running a database server.
+Our tables use one aiosqlite connection guarded by a lock (so read-modify-write updates are atomic like
+MemoryStorage's); LangGraph's saver and store get their own connections to the same WAL-mode file.
+JSON containment and name matching run as Python SQL functions, so filtering, sorting and paging all
+happen in SQL with exactly MemoryStorage's semantics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiosqlite
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+from robyn_server import serde
+from robyn_server.storage.base import Record, Storage
+from robyn_server.storage.filters import contains, sort_and_page
+from robyn_server.storage.records import (
+    ASSISTANTS,
+    RUNS,
+    THREADS,
+    Layout,
+    json_text,
+    parse_time_text,
+    time_text,
+)
+
+_COMMON = "seq INTEGER PRIMARY KEY AUTOINCREMENT"
+
+# Each entry is one schema version; never edit an applied entry, append a new one instead.
+MIGRATIONS: list[list[str]] = [
+    [
+        f"""CREATE TABLE assistants (
+            {_COMMON}, assistant_id TEXT NOT NULL UNIQUE, graph_id TEXT, name TEXT, version INTEGER,
+            created_at TEXT, updated_at TEXT, metadata TEXT, doc TEXT NOT NULL)""",
+        "CREATE INDEX assistants_graph_id ON assistants (graph_id)",
+        f"""CREATE TABLE assistant_versions (
+            {_COMMON}, assistant_id TEXT NOT NULL, graph_id TEXT, name TEXT, version INTEGER,
+            created_at TEXT, updated_at TEXT, metadata TEXT, doc TEXT NOT NULL)""",
+        "CREATE INDEX assistant_versions_id ON assistant_versions (assistant_id, version)",
+        f"""CREATE TABLE threads (
+            {_COMMON}, thread_id TEXT NOT NULL UNIQUE, status TEXT, created_at TEXT, updated_at TEXT,
+            state_updated_at TEXT, metadata TEXT, "values" TEXT, doc TEXT NOT NULL)""",
+        "CREATE INDEX threads_status ON threads (status)",
+        "CREATE INDEX threads_created_at ON threads (created_at)",
+        f"""CREATE TABLE runs (
+            {_COMMON}, run_id TEXT NOT NULL UNIQUE, thread_id TEXT, assistant_id TEXT, status TEXT,
+            created_at TEXT, updated_at TEXT, metadata TEXT, doc TEXT NOT NULL)""",
+        "CREATE INDEX runs_thread ON runs (thread_id, created_at)",
+        "CREATE INDEX runs_status ON runs (status)",
+    ],
+]
+
+
+def _json_contains(document: str | None, query: str) -> bool:
+    """SQL function `json_contains(doc, query)`: MemoryStorage's containment on JSON text."""
+    return contains(serde.loads(document) if document else {}, serde.loads(query))
+
+
+def _icontains(haystack: str | None, needle: str) -> bool:
+    """SQL function `icontains(name, needle)`: Python's Unicode-aware case-insensitive substring test."""
+    return needle.lower() in (haystack or "").lower()
+
+
+def _quoted(name: str) -> str:
+    return f'"{name}"'
+
+
+class SqliteStorage(Storage):
+    """Everything in one SQLite file at `path`."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: aiosqlite.Connection | None = None
+        self._saver_conn: aiosqlite.Connection | None = None
+        self._store_conn: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    # lifecycle ----------------------------------------------------------------------------
+    async def setup(self) -> None:
+        """Open connections, migrate our schema, and set up LangGraph's saver and store tables."""
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA busy_timeout=10000")
+        await conn.create_function("json_contains", 2, _json_contains, deterministic=True)
+        await conn.create_function("icontains", 2, _icontains, deterministic=True)
+        self._conn = conn
+        await self._migrate()
+        self._saver_conn = await aiosqlite.connect(self.path)
+        await self._saver_conn.execute("PRAGMA busy_timeout=10000")
+        self.checkpointer = AsyncSqliteSaver(self._saver_conn)
+        await self.checkpointer.setup()
+        self._store_conn = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._store_conn.execute("PRAGMA busy_timeout=10000")
+        self.store = AsyncSqliteStore(self._store_conn)
+        await self.store.setup()
+
+    async def _migrate(self) -> None:
+        """Apply pending MIGRATIONS in one write transaction, recording each in `schema_version`."""
+        conn = self._db
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            async with conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cur:
+                row = await cur.fetchone()
+            current = int(row[0]) if row else 0
+            for version, statements in enumerate(MIGRATIONS, start=1):
+                if version <= current:
+                    continue
+                for statement in statements:
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, datetime('now'))", (version,)
+                )
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+
+    async def close(self) -> None:
+        """Close all three connections."""
+        for conn in (self._conn, self._saver_conn, self._store_conn):
+            if conn is not None:
+                await conn.close()
+        self._conn = self._saver_conn = self._store_conn = None
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One locked write transaction, committed on success and rolled back on any error."""
+        async with self._lock:
+            db = self._db
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+
+    @property
+    def _db(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise RuntimeError("SqliteStorage.setup() has not been called")
+        return self._conn
+
+    # row codec ----------------------------------------------------------------------------
+    @staticmethod
+    def _params(layout: Layout, record: Record) -> list[Any]:
+        cols, doc = layout.split(record)
+        params: list[Any] = [cols[layout.key]]
+        for name, kind in layout.columns.items():
+            value = cols[name]
+            if value is None:
+                params.append(None)
+            elif kind == "time":
+                params.append(time_text(value))
+            elif kind == "json":
+                params.append(json_text(value))
+            else:
+                params.append(value)
+        params.append(json_text(doc))
+        return params
+
+    @staticmethod
+    def _record(layout: Layout, row: aiosqlite.Row) -> Record:
+        cols: dict[str, Any] = {layout.key: row[layout.key]}
+        for name, kind in layout.columns.items():
+            value = row[name]
+            if value is not None and kind == "time":
+                value = parse_time_text(value)
+            elif value is not None and kind == "json":
+                value = serde.loads(value)
+            cols[name] = value
+        return layout.join(cols, serde.loads(row["doc"]))
+
+    async def _fetch(self, layout: Layout, query: str, params: Sequence[Any] = ()) -> list[Record]:
+        async with self._db.execute(query, params) as cur:
+            rows = await cur.fetchall()
+        return [self._record(layout, row) for row in rows]
+
+    async def _upsert(self, table: str, layout: Layout, record: Record) -> None:
+        """Insert or replace by key, keeping the row's `seq` (its original insertion position)."""
+        names = layout.names
+        updates = ", ".join(f"{_quoted(n)} = excluded.{_quoted(n)}" for n in names[1:])
+        await self._db.execute(
+            f"INSERT INTO {table} ({', '.join(map(_quoted, names))}) VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT ({layout.key}) DO UPDATE SET {updates}",
+            self._params(layout, record),
+        )
+
+    async def _insert(self, table: str, layout: Layout, record: Record) -> None:
+        names = layout.names
+        await self._db.execute(
+            f"INSERT INTO {table} ({', '.join(map(_quoted, names))}) VALUES ({', '.join('?' * len(names))})",
+            self._params(layout, record),
+        )
+
+    async def _get(self, table: str, layout: Layout, key: str) -> Record | None:
+        found = await self._fetch(layout, f"SELECT * FROM {table} WHERE {layout.key} = ?", (key,))
+        return found[0] if found else None
+
+    async def _merge(self, table: str, layout: Layout, key: str, fields: dict[str, Any]) -> Record | None:
+        async with self._write():
+            found = await self._get(table, layout, key)
+            if found is None:
+                return None
+            found.update(fields)
+            await self._upsert(table, layout, found)
+            return found
+
+    async def _search(
+        self,
+        table: str,
+        layout: Layout,
+        where: list[str],
+        params: list[Any],
+        *,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> tuple[list[Record], int]:
+        """Filter in SQL; order like `sort_and_page` (None last, ties by insertion order) and page."""
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        async with self._lock:
+            if not layout.sortable(sort_by):
+                items = await self._fetch(layout, f"SELECT * FROM {table}{clause} ORDER BY seq", params)
+                return sort_and_page(items, sort_by, sort_order, limit, offset)
+            direction = "ASC" if sort_order.lower() == "asc" else "DESC"
+            column = _quoted(sort_by)
+            items = await self._fetch(
+                layout,
+                f"SELECT * FROM {table}{clause} ORDER BY {column} IS NULL, {column} {direction}, seq LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            )
+            async with self._db.execute(f"SELECT COUNT(*) FROM {table}{clause}", params) as cur:
+                row = await cur.fetchone()
+        return items, int(row[0]) if row else 0
+
+    # assistants ---------------------------------------------------------------------------
+    async def assistant_put(self, assistant: Record) -> None:
+        async with self._write() as db:
+            await self._upsert("assistants", ASSISTANTS, assistant)
+            await db.execute("DELETE FROM assistant_versions WHERE assistant_id = ?", (assistant["assistant_id"],))
+            await self._insert("assistant_versions", ASSISTANTS, assistant)
+
+    async def assistant_get(self, assistant_id: str) -> Record | None:
+        async with self._lock:
+            return await self._get("assistants", ASSISTANTS, assistant_id)
+
+    async def assistant_add_version(self, assistant: Record) -> None:
+        async with self._write():
+            await self._upsert("assistants", ASSISTANTS, assistant)
+            await self._insert("assistant_versions", ASSISTANTS, assistant)
+
+    async def assistant_delete(self, assistant_id: str) -> bool:
+        async with self._write() as db:
+            await db.execute("DELETE FROM assistant_versions WHERE assistant_id = ?", (assistant_id,))
+            async with db.execute("DELETE FROM assistants WHERE assistant_id = ?", (assistant_id,)) as cur:
+                return cur.rowcount > 0
+
+    async def assistant_search(
+        self,
+        *,
+        graph_id: str | None,
+        name: str | None,
+        metadata: dict[str, Any] | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> tuple[list[Record], int]:
+        where: list[str] = []
+        params: list[Any] = []
+        if graph_id is not None:
+            where.append("graph_id = ?")
+            params.append(graph_id)
+        if name is not None:
+            where.append("icontains(name, ?)")
+            params.append(name)
+        if metadata:
+            where.append("json_contains(metadata, ?)")
+            params.append(json_text(metadata))
+        return await self._search(
+            "assistants", ASSISTANTS, where, params, limit=limit, offset=offset, sort_by=sort_by, sort_order=sort_order
+        )
+
+    async def assistant_versions(
+        self, assistant_id: str, metadata: dict[str, Any] | None, limit: int, offset: int
+    ) -> list[Record]:
+        where = "assistant_id = ?"
+        params: list[Any] = [assistant_id]
+        if metadata:
+            where += " AND json_contains(metadata, ?)"
+            params.append(json_text(metadata))
+        async with self._lock:
+            return await self._fetch(
+                ASSISTANTS,
+                f"SELECT * FROM assistant_versions WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            )
+
+    async def assistant_set_latest(self, assistant_id: str, version: int) -> Record | None:
+        async with self._write():
+            found = await self._fetch(
+                ASSISTANTS,
+                "SELECT * FROM assistant_versions WHERE assistant_id = ? AND version = ? ORDER BY seq LIMIT 1",
+                (assistant_id, version),
+            )
+            if not found:
+                return None
+            await self._upsert("assistants", ASSISTANTS, found[0])
+            return found[0]
+
+    # threads ------------------------------------------------------------------------------
+    async def thread_put(self, thread: Record) -> None:
+        async with self._lock:
+            await self._upsert("threads", THREADS, thread)
+
+    async def thread_get(self, thread_id: str) -> Record | None:
+        async with self._lock:
+            return await self._get("threads", THREADS, thread_id)
+
+    async def thread_update(self, thread_id: str, fields: dict[str, Any]) -> Record | None:
+        return await self._merge("threads", THREADS, thread_id, fields)
+
+    async def thread_delete(self, thread_id: str) -> bool:
+        async with self._write() as db:
+            await db.execute("DELETE FROM runs WHERE thread_id = ?", (thread_id,))
+            async with db.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,)) as cur:
+                existed = cur.rowcount > 0
+        await self.checkpointer.adelete_thread(thread_id)
+        return existed
+
+    async def thread_search(
+        self,
+        *,
+        ids: list[str] | None,
+        metadata: dict[str, Any] | None,
+        values: dict[str, Any] | None,
+        status: str | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> tuple[list[Record], int]:
+        where: list[str] = []
+        params: list[Any] = []
+        if ids:
+            unique = list(dict.fromkeys(ids))
+            where.append(f"thread_id IN ({', '.join('?' * len(unique))})")
+            params.extend(unique)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if metadata:
+            where.append("json_contains(metadata, ?)")
+            params.append(json_text(metadata))
+        if values:
+            where.append('json_contains("values", ?)')
+            params.append(json_text(values))
+        return await self._search(
+            "threads", THREADS, where, params, limit=limit, offset=offset, sort_by=sort_by, sort_order=sort_order
+        )
+
+    # runs ---------------------------------------------------------------------------------
+    async def run_put(self, run: Record) -> None:
+        async with self._lock:
+            await self._upsert("runs", RUNS, run)
+
+    async def run_get(self, run_id: str) -> Record | None:
+        async with self._lock:
+            return await self._get("runs", RUNS, run_id)
+
+    async def run_update(self, run_id: str, fields: dict[str, Any]) -> Record | None:
+        return await self._merge("runs", RUNS, run_id, fields)
+
+    async def run_delete(self, run_id: str) -> bool:
+        async with self._lock, self._db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)) as cur:
+            return cur.rowcount > 0
+
+    async def run_list(self, thread_id: str, *, limit: int, offset: int, status: str | None = None) -> list[Record]:
+        where = "thread_id = ?"
+        params: list[Any] = [thread_id]
+        if status is not None:
+            where += " AND status = ?"
+            params.append(status)
+        async with self._lock:
+            return await self._fetch(
+                RUNS,
+                f"SELECT * FROM runs WHERE {where} ORDER BY created_at DESC, seq LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            )
+
+    async def run_list_by_status(self, statuses: list[str]) -> list[Record]:
+        if not statuses:
+            return []
+        async with self._lock:
+            return await self._fetch(
+                RUNS, f"SELECT * FROM runs WHERE status IN ({', '.join('?' * len(statuses))}) ORDER BY seq", statuses
+            )
