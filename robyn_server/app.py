@@ -20,7 +20,7 @@ logger = logging.getLogger("robyn_server")
 
 
 def build_context(config: ServerConfig, settings: Settings, storage: Storage, api_url: str) -> ServerContext:
-    registry = GraphRegistry(storage.checkpointer, storage.store)
+    registry = GraphRegistry(storage)
     registry.load(config.graphs, config.base_dir)
     manager = RunManager(
         storage, registry, max_concurrent=settings.max_concurrent_runs, timeout=settings.run_timeout_seconds

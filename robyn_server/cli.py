@@ -15,6 +15,7 @@ import socket
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -24,9 +25,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8081")))
     parser.add_argument(
         "--storage",
-        choices=["memory"],
+        choices=["memory", "sqlite", "postgres"],
         default=os.environ.get("ROBYN_SERVER_STORAGE", "memory"),
-        help="where assistants, threads, runs and checkpoints live",
+        help="where assistants, threads, runs and checkpoints live (postgres reads DATABASE_URL)",
+    )
+    parser.add_argument(
+        "--sqlite-path",
+        default=os.environ.get("ROBYN_SERVER_SQLITE_PATH", "data/robyn_server.sqlite"),
+        help="database file for --storage sqlite",
     )
     parser.add_argument("--workers", type=int, default=1, help="Robyn worker threads")
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "WARNING"))
@@ -80,6 +86,36 @@ class ShutdownWatcher:
         os._exit(0)
 
 
+def make_storage(args: argparse.Namespace) -> Any:
+    """The storage backend named on the command line; unreachable databases stop the server here."""
+    if args.storage == "sqlite":
+        from robyn_server.storage.sqlite import SqliteStorage
+
+        path = Path(args.sqlite_path).expanduser().resolve()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            fail(f"cannot create the folder for {path}: {exc.strerror}")
+        return SqliteStorage(str(path))
+    if args.storage == "postgres":
+        import psycopg
+
+        from robyn_server.storage.postgres import PostgresStorage
+
+        dsn = os.environ.get("DATABASE_URL")
+        if not dsn:
+            fail("--storage postgres needs DATABASE_URL=postgresql://...")
+        try:
+            psycopg.connect(dsn, connect_timeout=5).close()
+        except psycopg.Error as exc:
+            host = psycopg.conninfo.conninfo_to_dict(dsn).get("host", "?")
+            fail(f"cannot connect to Postgres at {host}: {str(exc).strip().splitlines()[0]}")
+        return PostgresStorage(dsn)
+    from robyn_server.storage.memory import MemoryStorage
+
+    return MemoryStorage()
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -106,9 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     from robyn.argument_parser import Config as RobynConfig
 
     from robyn_server.app import build_app, build_context
-    from robyn_server.storage.memory import MemoryStorage
-
-    storage = MemoryStorage()
+    storage = make_storage(args)
     try:
         ctx = build_context(config, settings, storage, api_url=f"http://{args.host}:{args.port}")
     except ConfigError as exc:

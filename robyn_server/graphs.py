@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -27,6 +27,11 @@ from robyn_server.config import ConfigError, GraphSpec
 
 # The reference server derives system assistant ids from this namespace (clients hard-code the results).
 ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
+
+
+class Persistence(Protocol):
+    checkpointer: BaseCheckpointSaver
+    store: BaseStore
 
 
 def system_assistant_id(graph_id: str) -> str:
@@ -82,9 +87,9 @@ def import_target(target: str, base_dir: Path) -> Any:
 class GraphRegistry:
     """The graphs this server serves, keyed by graph id."""
 
-    def __init__(self, checkpointer: BaseCheckpointSaver, store: BaseStore) -> None:
-        self.checkpointer = checkpointer
-        self.store = store
+    def __init__(self, persistence: Persistence) -> None:
+        # Read at bind time: backends open their checkpointer and store in `setup()`, on the serving loop.
+        self.persistence = persistence
         self._graphs: dict[str, LoadedGraph] = {}
         self._bound: dict[str, Pregel] = {}
 
@@ -119,9 +124,11 @@ class GraphRegistry:
 
     def _bind(self, graph: Any) -> Pregel:
         if isinstance(graph, StateGraph):
-            return graph.compile(checkpointer=self.checkpointer, store=self.store)
+            return graph.compile(checkpointer=self.persistence.checkpointer, store=self.persistence.store)
         if isinstance(graph, Pregel):
-            return graph.copy(update={"checkpointer": self.checkpointer, "store": self.store})
+            return graph.copy(
+                update={"checkpointer": self.persistence.checkpointer, "store": self.persistence.store}
+            )
         raise TypeError(f"graph factory returned {type(graph).__name__}, expected a graph")
 
     @contextlib.asynccontextmanager

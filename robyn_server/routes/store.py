@@ -37,8 +37,6 @@ def item_json(item: Any) -> dict[str, Any]:
 
 
 def register(router: Router, ctx: ServerContext) -> None:
-    store = ctx.storage.store
-
     async def put_item(req: ApiRequest) -> Any:
         """Store or replace an item."""
         body = req.body(StorePut)
@@ -48,10 +46,10 @@ def register(router: Router, ctx: ServerContext) -> None:
         if body.index is not None:
             kwargs["index"] = body.index
         if body.ttl is not None:
-            if not getattr(store, "supports_ttl", False):
+            if not getattr(ctx.storage.store, "supports_ttl", False):
                 raise ApiError(422, "Item TTL is not supported by this server's store")
             kwargs["ttl"] = body.ttl
-        await store.aput(tuple(body.namespace), body.key, body.value, **kwargs)
+        await ctx.storage.store.aput(tuple(body.namespace), body.key, body.value, **kwargs)
         return empty(204)
 
     async def get_item(req: ApiRequest) -> Any:
@@ -62,7 +60,7 @@ def register(router: Router, ctx: ServerContext) -> None:
         namespace = [p for p in (req.query("namespace") or "").split(".") if p]
         refresh = req.query("refresh_ttl")
         kwargs = {"refresh_ttl": refresh.lower() == "true"} if refresh else {}
-        item = await store.aget(tuple(namespace), key, **kwargs)
+        item = await ctx.storage.store.aget(tuple(namespace), key, **kwargs)
         return item_json(item) if item is not None else None
 
     async def delete_item(req: ApiRequest) -> Any:
@@ -70,7 +68,7 @@ def register(router: Router, ctx: ServerContext) -> None:
         body = req.body(StoreDelete)
         if (rejected := namespace_error(body.namespace)) is not None:
             return rejected
-        await store.adelete(tuple(body.namespace), body.key)
+        await ctx.storage.store.adelete(tuple(body.namespace), body.key)
         return empty(204)
 
     async def search_items(req: ApiRequest) -> Any:
@@ -81,7 +79,7 @@ def register(router: Router, ctx: ServerContext) -> None:
             kwargs["query"] = body.query
         if body.refresh_ttl is not None:
             kwargs["refresh_ttl"] = body.refresh_ttl
-        items = await store.asearch(tuple(body.namespace_prefix or ()), **kwargs)
+        items = await ctx.storage.store.asearch(tuple(body.namespace_prefix or ()), **kwargs)
         return {"items": [item_json(i) for i in items]}
 
     async def list_namespaces(req: ApiRequest) -> Any:
@@ -89,7 +87,7 @@ def register(router: Router, ctx: ServerContext) -> None:
         body = req.body(StoreNamespaces)
         if body.max_depth is not None and body.max_depth < 1:
             raise ApiError(422, "max_depth must be at least 1")
-        namespaces = await store.alist_namespaces(
+        namespaces = await ctx.storage.store.alist_namespaces(
             prefix=tuple(body.prefix) if body.prefix else None,
             suffix=tuple(body.suffix) if body.suffix else None,
             max_depth=body.max_depth,
