@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     from robyn.argument_parser import Config as RobynConfig
 
     from robyn_server.app import build_app, build_context
+
     storage = make_storage(args)
     try:
         ctx = build_context(config, settings, storage, api_url=f"http://{args.host}:{args.port}")

@@ -126,9 +126,7 @@ class GraphRegistry:
         if isinstance(graph, StateGraph):
             return graph.compile(checkpointer=self.persistence.checkpointer, store=self.persistence.store)
         if isinstance(graph, Pregel):
-            return graph.copy(
-                update={"checkpointer": self.persistence.checkpointer, "store": self.persistence.store}
-            )
+            return graph.copy(update={"checkpointer": self.persistence.checkpointer, "store": self.persistence.store})
         raise TypeError(f"graph factory returned {type(graph).__name__}, expected a graph")
 
     @contextlib.asynccontextmanager

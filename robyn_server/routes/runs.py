@@ -14,6 +14,7 @@ from robyn_server.routes.common import select_fields
 from robyn_server.runs.manager import INFLIGHT, RunHandle
 from robyn_server.runs.service import create_run
 from robyn_server.schemas import RunCreateStateful, RunCreateStateless, RunsCancel
+from robyn_server.streaming.event_log import ReaderProgress
 from robyn_server.streaming.modes import STREAM_MODES
 from robyn_server.streaming.sse import encode_frame
 
@@ -26,6 +27,14 @@ NO_RUNS_TO_CANCEL = (
     "and the runs haven't been deleted or completed."
 )
 MESSAGE_EVENTS = frozenset({"messages", "messages/metadata", "messages/partial", "messages/complete"})
+# Streams that cancel their run on disconnect write heartbeats this often, because Robyn only notices a gone
+# client when a write fails; a reader left un-pulled this long means the client went away.
+DISCONNECT_PROBE_SECONDS = 0.2
+DISCONNECT_STALL_SECONDS = 1.5
+DISCONNECT_ERROR = {
+    "error": "UserInterrupt",
+    "message": "client disconnected from the run stream (on_disconnect=cancel)",
+}
 
 
 def _run_location(thread_id: str, run_id: str) -> str:
@@ -56,15 +65,32 @@ def register(router: Router, ctx: ServerContext) -> None:
     def _cancel_later(handle: RunHandle) -> None:
         """Called from a response thread when a client goes away: cancel the run on the event loop."""
         loop = loop_holder.get("loop")
-        if loop is None or handle.log.closed:
+        if loop is None or handle.log.closed or handle.cancel_action is not None:
             return
-        loop.call_soon_threadsafe(lambda: asyncio.ensure_future(ctx.runs.cancel(handle, "interrupt")))
+        loop.call_soon_threadsafe(lambda: asyncio.ensure_future(_cancel_gone(handle)))
+
+    async def _cancel_gone(handle: RunHandle) -> None:
+        if not handle.log.closed and handle.cancel_action is None:
+            await ctx.runs.cancel(handle, "interrupt", error=DISCONNECT_ERROR)
+
+    def _watch(handle: RunHandle, progress: ReaderProgress) -> None:
+        """Cancel the run once its reader stays un-pulled (the client is gone); re-check while it streams."""
+        if progress.done or handle.log.closed:
+            return
+        if progress.stalled_for() > DISCONNECT_STALL_SECONDS:
+            asyncio.ensure_future(_cancel_gone(handle))
+            return
+        asyncio.get_running_loop().call_later(DISCONNECT_PROBE_SECONDS, _watch, handle, progress)
 
     def sse(handle: RunHandle, start: int, *, cancel_on_disconnect: bool, modes: frozenset[str] | None = None,
             headers: dict[str, str] | None = None) -> StreamResponse:  # fmt: skip
-        loop_holder.setdefault("loop", asyncio.get_running_loop())
-        on_close = (lambda: _cancel_later(handle)) if cancel_on_disconnect else None
-        chunks = handle.log.read(start, heartbeat_seconds=settings.heartbeat_seconds, modes=modes, on_close=on_close)
+        loop = loop_holder.setdefault("loop", asyncio.get_running_loop())
+        heartbeat, on_close, progress = settings.heartbeat_seconds, None, ReaderProgress()
+        if cancel_on_disconnect:
+            heartbeat = min(heartbeat, DISCONNECT_PROBE_SECONDS)
+            on_close = lambda: _cancel_later(handle)  # noqa: E731
+            loop.call_later(DISCONNECT_PROBE_SECONDS, _watch, handle, progress)
+        chunks = handle.log.read(start, heartbeat_seconds=heartbeat, modes=modes, on_close=on_close, progress=progress)
         return StreamResponse(chunks, headers=headers or {})
 
     def wait_body(handle: RunHandle) -> Iterator[bytes]:
@@ -114,8 +140,9 @@ def register(router: Router, ctx: ServerContext) -> None:
         """Create a run on a temporary thread and stream its events."""
         body = req.body(RunCreateStateless)
         handle = await create_run(ctx, body, thread_id=None, request_id=req.header("x-request-id"))
+        loc = f"/runs/{handle.run_id}"
         return sse(handle, 0, cancel_on_disconnect=body.on_disconnect == "cancel",
-                   headers={"Location": f"/runs/{handle.run_id}/stream", "Content-Location": f"/runs/{handle.run_id}"})  # fmt: skip
+                   headers={"Location": f"{loc}/stream", "Content-Location": loc})  # fmt: skip
 
     async def wait_stateless(req: ApiRequest) -> Any:
         """Create a run on a temporary thread and wait for its final state."""

@@ -43,6 +43,7 @@ class RunHandle:
     temporary: bool = False
     task: asyncio.Task[None] | None = None
     cancel_action: str | None = None
+    cancel_error: dict[str, str] | None = None
     not_before: float = 0.0
     result: Any = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -104,9 +105,12 @@ class RunManager:
         handle.task = asyncio.get_running_loop().create_task(self._execute(handle), context=handle.context)
 
     # ------------------------------------------------------------------------------- cancel
-    async def cancel(self, handle: RunHandle, action: str) -> None:
-        """Stop a run: a queued one is marked (or deleted on rollback), a running one is cancelled."""
+    async def cancel(self, handle: RunHandle, action: str, error: dict[str, str] | None = None) -> None:
+        """Stop a run: a queued one is marked (or deleted on rollback), a running one is cancelled.
+
+        `error` is recorded as the thread's `error` (the reference's `UserInterrupt` on a client disconnect)."""
         handle.cancel_action = action
+        handle.cancel_error = error
         if handle.task is not None:
             if not handle.task.done():
                 handle.task.cancel()
@@ -128,7 +132,7 @@ class RunManager:
 
     # ------------------------------------------------------------------------------- execute
     async def _execute(self, handle: RunHandle) -> None:
-        run_id, thread_id = handle.run_id, handle.thread_id
+        run_id = handle.run_id
         kwargs = handle.run["kwargs"]
         mapper = StreamMapper(kwargs["stream_mode"], kwargs.get("subgraphs", False))
         status, errored, result = "success", False, None
@@ -198,7 +202,9 @@ class RunManager:
         state = await self.thread_state(thread)
         if state is not None:
             fields["values"] = serde.to_jsonable(state.values)
-            fields["interrupts"] = serde.to_jsonable({t.id: list(t.interrupts) for t in state.tasks if t.interrupts})
+            fields["interrupts"] = serde.to_jsonable(
+                {t.id: [{"id": i.id, "value": i.value} for i in t.interrupts] for t in state.tasks if t.interrupts}
+            )
             fields["state_updated_at"] = fields["updated_at"]
         if self.inflight(thread_id):
             fields["status"] = "busy"
@@ -210,6 +216,8 @@ class RunManager:
             fields["status"] = "idle"
         if isinstance(result, dict) and "__error__" in result:
             fields["error"] = result["__error__"]
+        elif handle.cancel_error is not None:
+            fields["error"] = handle.cancel_error
         elif "error" in thread or state is not None:
             fields["error"] = None
         await self.storage.thread_update(thread_id, fields)

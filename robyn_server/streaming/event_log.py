@@ -26,6 +26,21 @@ def parse_event_id(value: str) -> tuple[int, int] | None:
 
 
 @dataclass(slots=True)
+class ReaderProgress:
+    """How far the HTTP layer is pulling a reader: `handed_at` is set while a chunk waits to be pulled again.
+
+    Robyn stops pulling a response's iterator once a write to a gone client fails, and drops it only when the
+    GIL is next taken for it, so a reader that stays un-pulled is the surest sign that its client is gone.
+    """
+
+    handed_at: float | None = None
+    done: bool = False
+
+    def stalled_for(self) -> float:
+        return 0.0 if self.handed_at is None else time.monotonic() - self.handed_at
+
+
+@dataclass(slots=True)
 class Entry:
     key: tuple[int, int]
     mode: str
@@ -83,10 +98,9 @@ class EventLog:
             return 0 if replay else len(self.entries)
 
     def wait_closed(self, timeout: float) -> bool:
+        """Block until the log is closed or `timeout` seconds pass (appends do not wake it early)."""
         with self._cond:
-            if not self.closed:
-                self._cond.wait(timeout)
-            return self.closed
+            return self._cond.wait_for(lambda: self.closed, timeout)
 
     def read(
         self,
@@ -95,12 +109,14 @@ class EventLog:
         heartbeat_seconds: float,
         modes: frozenset[str] | None = None,
         on_close: Callable[[], None] | None = None,
+        progress: ReaderProgress | None = None,
     ) -> Iterator[bytes]:
         """Yield batches of frames from `start`, heartbeats while idle, until the log is closed and drained.
 
         `modes` keeps only events of those base modes (plus `metadata`/`error`); `on_close` runs when the
-        reader stops for any reason, including the client going away.
+        reader stops for any reason, including the client going away; `progress` records each hand-over.
         """
+        progress = progress or ReaderProgress()
         index = start
         next_beat = time.monotonic() + heartbeat_seconds
         try:
@@ -120,12 +136,17 @@ class EventLog:
                     else:
                         chunk = b"".join(e.frame for e in batch if e.mode in modes)
                     if chunk:
+                        progress.handed_at = time.monotonic()
                         yield chunk
+                        progress.handed_at = None
                 if finished:
                     return
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + heartbeat_seconds
+                    progress.handed_at = time.monotonic()
                     yield HEARTBEAT
+                    progress.handed_at = None
         finally:
+            progress.done = True
             if on_close is not None:
                 on_close()
