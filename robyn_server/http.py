@@ -162,15 +162,13 @@ def _to_robyn(result: Any) -> Any:
             description=serde.dumps(result.body),
         )
     if isinstance(result, StreamResponse):
-        headers = Headers(result.headers)
-        response = StreamingResponse(
-            content=iter(result.chunks), status_code=result.status_code, headers=headers, media_type=result.media_type
+        media_type = result.media_type
+        if media_type == "text/event-stream":
+            media_type += "; charset=utf-8"
+        headers = Headers({**result.headers, "Content-Type": media_type})
+        return StreamingResponse(
+            content=iter(result.chunks), status_code=result.status_code, headers=headers, media_type=media_type
         )
-        if result.media_type == "text/event-stream":
-            response.headers.set("Content-Type", "text/event-stream; charset=utf-8")
-        else:
-            response.headers.set("Content-Type", result.media_type)
-        return response
     return Response(status_code=200, headers=dict(JSON_HEADERS), description=serde.dumps(result))
 
 
