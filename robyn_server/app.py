@@ -11,7 +11,7 @@ from robyn import Request, Robyn
 from robyn_server.config import ServerConfig, Settings
 from robyn_server.context import ServerContext
 from robyn_server.graphs import GraphRegistry
-from robyn_server.http import Router, error_response
+from robyn_server.http import Router
 from robyn_server.routes import assistants, meta, runs, store, threads
 from robyn_server.runs.manager import RunManager
 from robyn_server.storage.base import Storage
@@ -44,14 +44,8 @@ def build_app(
     router.mount(app)
 
     @app.before_request()
-    async def unknown_routes(request: Request) -> object:
-        """JSON 404/405 like the reference for paths and methods no route serves."""
-        methods = router.allowed_methods(request.url.path)
-        if methods is None:
-            return error_response(404, "Not Found")
-        if request.method not in methods:
-            return error_response(405, "Method Not Allowed", {"allow": ", ".join(sorted(set(methods)))})
-        return request
+    async def gate(request: Request) -> object:
+        return await router.gate(request)
 
     @app.startup_handler
     async def startup() -> None:

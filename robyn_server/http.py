@@ -193,12 +193,23 @@ def _compile(path: str) -> re.Pattern[str]:
     return re.compile(f"^{pattern}/?$")
 
 
+RequestHook = Callable[[Request], Awaitable[Any]]
+ResponseHook = Callable[[Request, Any], None]
+
+
 class Router:
-    """The route table: registers handlers on Robyn and knows every path for 404/405 and OpenAPI."""
+    """The route table: registers handlers on Robyn and knows every path for 404/405 and OpenAPI.
+
+    `request_hooks` run first for every request (CORS preflight, authentication): a hook returns a response to
+    answer at once, or None to go on. `response_hooks` may add headers to every response, streams included
+    (Robyn's own `after_request` skips streaming responses).
+    """
 
     def __init__(self, max_body_bytes: int) -> None:
         self.routes: list[Route] = []
         self.max_body_bytes = max_body_bytes
+        self.request_hooks: list[RequestHook] = []
+        self.response_hooks: list[ResponseHook] = []
 
     def add(
         self,
@@ -214,6 +225,25 @@ class Router:
             Route(method, path, handler, summary or handler.__doc__ or "", tags or [], body_model, _compile(path))
         )
 
+    def decorate(self, request: Request, response: Any) -> Any:
+        for hook in self.response_hooks:
+            hook(request, response)
+        return response
+
+    async def gate(self, request: Request) -> Any:
+        """The global middleware: request hooks, then JSON 404/405 for what no route serves."""
+        for hook in self.request_hooks:
+            answer = await hook(request)
+            if answer is not None:
+                return self.decorate(request, answer)
+        methods = self.allowed_methods(request.url.path)
+        if methods is None:
+            return self.decorate(request, error_response(404, "Not Found"))
+        if request.method not in methods:
+            allow = ", ".join(sorted(set(methods)))
+            return self.decorate(request, error_response(405, "Method Not Allowed", {"allow": allow}))
+        return request
+
     def allowed_methods(self, path: str) -> list[str] | None:
         """Methods served at a path, or None when no route matches it at all."""
         methods = [r.method for r in self.routes if r.regex.match(path)]
@@ -227,6 +257,9 @@ class Router:
         max_body = self.max_body_bytes
 
         async def robyn_handler(request: Request) -> Any:
+            return self.decorate(request, await answer(request))
+
+        async def answer(request: Request) -> Any:
             try:
                 body = request.body
                 if body and len(body) > max_body:
