@@ -9,7 +9,7 @@ from langchain_core.utils.uuid import uuid7
 from robyn_server.checkpoints import copy_thread_checkpoints
 from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
-from robyn_server.http import ApiRequest, JsonResponse, Router, empty, validate_uuid
+from robyn_server.http import ApiRequest, JsonResponse, Router, StreamResponse, empty, validate_uuid
 from robyn_server.routes.common import pagination_headers, select_fields
 from robyn_server.runs.manager import now
 from robyn_server.runs.service import new_thread
@@ -23,6 +23,8 @@ from robyn_server.schemas import (
     ThreadStateUpdate,
 )
 from robyn_server.state import EMPTY_STATE, snapshot_to_state
+from robyn_server.streaming.event_log import parse_event_id
+from robyn_server.streaming.modes import STREAM_MODES
 
 THREAD_FIELDS = {
     "thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "status", "config", "values", "error",
@@ -37,6 +39,28 @@ def _no_graph(thread_id: str) -> ApiError:
         "particular thread. This operation requires a graph ID. Please ensure a run has been made for the thread "
         "or manually update the thread metadata (by setting the 'graph_id' field) before running this operation.",
     )
+
+
+THREAD_STREAM_MODES = ("run_modes", "lifecycle", "state_update")
+_RUN_EVENTS = STREAM_MODES | {"messages/metadata", "messages/partial", "messages/complete", "metadata", "error"}
+
+
+def thread_stream_modes(raw: str | None) -> frozenset[str] | None:
+    """`?stream_modes=run_modes,lifecycle,state_update` as the event names to keep (None keeps all)."""
+    if not raw:
+        return None
+    requested = [m.strip() for m in raw.split(",") if m.strip()]
+    unknown = [m for m in requested if m not in THREAD_STREAM_MODES]
+    if unknown:
+        raise ApiError(422, f"Invalid stream_modes: {unknown}. Expected any of {list(THREAD_STREAM_MODES)}")
+    keep: set[str] = set()
+    if "run_modes" in requested:
+        keep |= _RUN_EVENTS
+    if "lifecycle" in requested:
+        keep.add("metadata")
+    if "state_update" in requested:
+        keep.add("state_update")
+    return frozenset(keep)
 
 
 def register(router: Router, ctx: ServerContext) -> None:
@@ -121,6 +145,7 @@ def register(router: Router, ctx: ServerContext) -> None:
         for handle in ctx.runs.inflight(thread["thread_id"]):
             await ctx.runs.cancel(handle, "interrupt")
         await ctx.storage.thread_delete(thread["thread_id"])
+        ctx.runs.forget_thread(thread["thread_id"])
         return empty(204)
 
     async def copy_thread(req: ApiRequest) -> Any:
@@ -185,6 +210,9 @@ def register(router: Router, ctx: ServerContext) -> None:
             "checkpoint_ns": conf.get("checkpoint_ns", ""),
             "checkpoint_id": conf["checkpoint_id"],
         }
+        ctx.runs.publish_thread_event(
+            thread["thread_id"], "state_update", {"checkpoint": ref, "values": snapshot_to_state(snapshot)["values"]}
+        )
         return {"checkpoint": ref, "configurable": dict(ref), "checkpoint_id": conf["checkpoint_id"]}
 
     async def history(req: ApiRequest, limit: int, before: Any, metadata: dict[str, Any] | None,
@@ -214,6 +242,18 @@ def register(router: Router, ctx: ServerContext) -> None:
         checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else None
         return await history(req, body.limit, body.before, body.metadata, checkpoint)
 
+    async def thread_stream(req: ApiRequest) -> Any:
+        """Every event of every run on the thread from now on (or after `Last-Event-ID`); never ends."""
+        thread = await get_thread_record(req)
+        modes = thread_stream_modes(req.query("stream_modes") or req.query("stream_mode"))
+        last_event_id = req.header("last-event-id")
+        if last_event_id and last_event_id.strip() != "-" and parse_event_id(last_event_id) is None:
+            raise ApiError(422, "Invalid last-event-id: must be a valid Redis stream ID")
+        log = ctx.runs.thread_log(thread["thread_id"])
+        start = log.start_index(last_event_id, replay=False)
+        chunks = log.read(start, heartbeat_seconds=ctx.settings.heartbeat_seconds, modes=modes)
+        return StreamResponse(chunks)
+
     tags = ["threads"]
     router.add("POST", "/threads", create_thread, tags=tags, body_model=ThreadCreate)
     router.add("POST", "/threads/search", search_threads, tags=tags, body_model=ThreadSearch)
@@ -230,4 +270,5 @@ def register(router: Router, ctx: ServerContext) -> None:
         body_model=ThreadStateCheckpoint,
     )  # fmt: skip
     router.add("GET", "/threads/:thread_id/history", history_get, tags=tags)
+    router.add("GET", "/threads/:thread_id/stream", thread_stream, tags=tags)
     router.add("POST", "/threads/:thread_id/history", history_post, tags=tags, body_model=ThreadHistory)

@@ -67,11 +67,34 @@ class RunManager:
         self._queues: dict[str, deque[RunHandle]] = {}
         self._active: dict[str, RunHandle] = {}
         self._finished: deque[RunHandle] = deque()
+        self._thread_logs: dict[str, EventLog] = {}
         self._closing = False
 
     # ------------------------------------------------------------------------------- lookup
     def handle(self, run_id: str) -> RunHandle | None:
         return self._handles.get(run_id)
+
+    def thread_log(self, thread_id: str) -> EventLog:
+        """The thread-wide event log, created when first watched: every later run event of the thread,
+        `metadata` `run_done` markers and `state_update` events, always with ids."""
+        log = self._thread_logs.get(thread_id)
+        if log is None:
+            log = self._thread_logs[thread_id] = EventLog(resumable=True)
+            active = self._active.get(thread_id)
+            if active is not None:
+                active.log.mirror = log
+        return log
+
+    def publish_thread_event(self, thread_id: str, event: str, data: Any) -> None:
+        log = self._thread_logs.get(thread_id)
+        if log is not None:
+            log.append(event, serde.dumps(data))
+
+    def forget_thread(self, thread_id: str) -> None:
+        """End the thread stream of a deleted thread."""
+        log = self._thread_logs.pop(thread_id, None)
+        if log is not None:
+            log.close()
 
     def inflight(self, thread_id: str) -> list[RunHandle]:
         active = self._active.get(thread_id)
@@ -139,6 +162,7 @@ class RunManager:
         try:
             async with self._slots:
                 await self.storage.run_update(run_id, {"status": "running", "updated_at": now()})
+                handle.log.mirror = self._thread_logs.get(handle.thread_id)
                 handle.log.append("metadata", serde.dumps({"run_id": run_id, "attempt": 1}))
                 config = kwargs["config"]
                 graph_id = config["configurable"]["graph_id"]
@@ -181,6 +205,8 @@ class RunManager:
             self._start_next(handle.thread_id)
 
     def _close(self, handle: RunHandle, result: Any) -> None:
+        handle.log.mirror = None
+        self.publish_thread_event(handle.thread_id, "metadata", {"status": "run_done", "run_id": handle.run_id})
         handle.result = result
         handle.log.close()
         handle.done.set()

@@ -58,6 +58,8 @@ class EventLog:
         self._cond = threading.Condition()
         self._last_ms = 0
         self._seq = 0
+        # A thread-wide log that also receives this run's events (`GET /threads/{id}/stream`).
+        self.mirror: EventLog | None = None
 
     def _next_key(self) -> tuple[int, int]:
         ms = int(time.time() * 1000)
@@ -75,6 +77,8 @@ class EventLog:
         with self._cond:
             self.entries.append(entry)
             self._cond.notify_all()
+        if self.mirror is not None:
+            self.mirror.append(event, data)
 
     def close(self) -> None:
         with self._cond:
