@@ -35,6 +35,25 @@ def normalize_stream_mode(stream_mode: str | list[str] | None) -> list[str]:
     return seen
 
 
+def _checkpoint_ref(config: Any) -> dict[str, Any] | None:
+    if not isinstance(config, dict) or "configurable" not in config:
+        return None
+    conf = config["configurable"]
+    return {
+        "checkpoint_id": conf.get("checkpoint_id"),
+        "thread_id": conf.get("thread_id"),
+        "checkpoint_ns": conf.get("checkpoint_ns", ""),
+    }
+
+
+def _with_checkpoint_refs(chunk: dict[str, Any]) -> dict[str, Any]:
+    """Debug checkpoint payloads gain `checkpoint`/`parent_checkpoint` objects like the reference's."""
+    payload = dict(chunk.get("payload") or {})
+    payload["checkpoint"] = _checkpoint_ref(payload.get("config"))
+    payload["parent_checkpoint"] = _checkpoint_ref(payload.get("parent_config"))
+    return {**chunk, "payload": payload}
+
+
 class StreamMapper:
     """Per-run state for mapping chunks: which modes were asked for and the messages seen so far."""
 
@@ -76,6 +95,8 @@ class StreamMapper:
             return ()
         if mode not in self.requested:
             return ()
+        if mode == "debug" and isinstance(chunk, dict) and chunk.get("type") == "checkpoint":
+            chunk = _with_checkpoint_refs(chunk)
         return ((self._name(mode, namespace), serde.dumps(chunk)),)
 
     def _accumulate(self, message: BaseMessage, metadata: dict[str, Any]) -> list[Event]:
