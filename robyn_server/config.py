@@ -110,7 +110,9 @@ def apply_config_environment(config: ServerConfig) -> None:
     for dep in reversed(config.dependencies):
         if str(dep) not in sys.path:
             sys.path.insert(0, str(dep))
-    if str(config.base_dir) not in sys.path:
+    # The bundled config lives inside the package: its folder on sys.path would shadow stdlib modules
+    # (robyn_server/http.py as `http`); its graph is an installed package.
+    if config.path != BUNDLED_CONFIG and str(config.base_dir) not in sys.path:
         sys.path.insert(0, str(config.base_dir))
     for key, value in config.env.items():
         os.environ.setdefault(key, value)

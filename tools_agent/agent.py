@@ -1,62 +1,55 @@
-"""`graph(config)`: a ReAct agent whose model and prompt come from the run's configuration.
+"""`graph(config)`: the default graph, a ReAct tools agent built from the run's merged configuration.
 
-Works with OpenAI or any OpenAI-compatible endpoint (vLLM, the project's mock LLM) via `base_url`.
+The model is `ChatOpenAI` (OpenAI, vLLM or any OpenAI-compatible endpoint via `base_url`); tools come from an
+MCP server (`mcp_config`) and LangConnect RAG collections (`rag`), called with the user's token
+(`configurable["x-supabase-access-token"]`).
 """
 
 from __future__ import annotations
 
-import os
+import warnings
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langchain_openai import ChatOpenAI
+from langchain_core.tools import BaseTool
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import create_react_agent
-from pydantic import BaseModel, Field
+from langgraph.warnings import LangGraphDeprecatedSinceV10
 
-DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+from tools_agent.config import AgentConfig, load_settings, user_token
+from tools_agent.mcp_tools import load_mcp_tools
+from tools_agent.model import build_model
+from tools_agent.rag_tools import load_rag_tools
 
-
-class AgentConfig(BaseModel):
-    """Settings an assistant or a run may set under `config.configurable`."""
-
-    model_name: str = Field("openai:gpt-4o-mini", description="Model, optionally prefixed with its provider")
-    temperature: float = Field(0.7, ge=0, le=2)
-    max_tokens: int = Field(4000, ge=1)
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. a vLLM server")
-    custom_model_name: str | None = None
-    custom_api_key: str | None = None
+__all__ = ["AgentConfig", "graph", "load_tools"]
 
 
-def _api_key(configurable: dict[str, Any], settings: AgentConfig) -> str | None:
-    if settings.custom_api_key:
-        return settings.custom_api_key
-    keys = configurable.get("apiKeys") or {}
-    return keys.get("OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
+def is_run(configurable: dict[str, Any]) -> bool:
+    """The server also builds the graph for its schema and drawing routes, with only the assistant's config;
+    those builds must not need a model key or reach MCP/RAG services. Only a run's config carries `run_id`."""
+    return bool(configurable.get("run_id"))
 
 
-def build_model(configurable: dict[str, Any]) -> ChatOpenAI:
-    settings = AgentConfig.model_validate({k: v for k, v in configurable.items() if k in AgentConfig.model_fields})
-    api_key = _api_key(configurable, settings)
-    if not api_key and not settings.base_url:
-        raise ValueError(
-            "No model is configured: set OPENAI_API_KEY in the environment or configurable.apiKeys.OPENAI_API_KEY, "
-            "or point configurable.base_url at an OpenAI-compatible endpoint"
-        )
-    model = settings.custom_model_name or settings.model_name.split(":", 1)[-1]
-    return ChatOpenAI(
-        model=model,
-        temperature=settings.temperature,
-        max_tokens=settings.max_tokens,
-        base_url=settings.base_url,
-        api_key=api_key or "not-needed",
-        max_retries=2,
-        timeout=60,
-    )
+async def load_tools(settings: AgentConfig, configurable: dict[str, Any]) -> list[BaseTool]:
+    """MCP tools first, then one RAG search tool per collection, with names kept unique."""
+    token = user_token(configurable)
+    tools: list[BaseTool] = []
+    if settings.mcp_config:
+        tools.extend(await load_mcp_tools(settings.mcp_config, token))
+    if settings.rag:
+        taken = {t.name for t in tools}
+        tools.extend(await load_rag_tools(settings.rag, token, taken))
+    return tools
 
 
-async def graph(config: RunnableConfig) -> Any:
+async def graph(config: RunnableConfig) -> CompiledStateGraph:
+    """Build the agent; a missing model configuration or an unusable tool service raises a clear error."""
     configurable = dict((config or {}).get("configurable") or {})
-    model = build_model(configurable)
-    prompt = configurable.get("system_prompt") or DEFAULT_SYSTEM_PROMPT
-    return create_react_agent(model, tools=[], prompt=prompt, config_schema=AgentConfig)
+    settings = load_settings(configurable)
+    run = is_run(configurable)
+    model = build_model(configurable, settings, require_key=run)
+    tools = await load_tools(settings, configurable) if run else []
+    with warnings.catch_warnings():
+        # The prebuilt agent is what the issue asks for; its successor lives in the `langchain` package.
+        warnings.simplefilter("ignore", LangGraphDeprecatedSinceV10)
+        return create_react_agent(model, tools=tools, prompt=settings.system_prompt, context_schema=AgentConfig)

@@ -8,6 +8,7 @@ from typing import Any
 from langgraph.pregel import Pregel
 from pydantic import create_model
 
+from robyn_server.auth.authorize import authorize, filtered_search, visible
 from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
 from robyn_server.graphs import system_assistant_id
@@ -81,9 +82,12 @@ async def ensure_system_assistants(ctx: ServerContext) -> None:
             )
 
 
-async def get_assistant(ctx: ServerContext, raw_id: str) -> dict[str, Any]:
-    assistant = await ctx.storage.assistant_get(validate_uuid(raw_id, "assistant"))
-    if assistant is None:
+async def get_assistant(ctx: ServerContext, raw_id: str, action: str = "read", **value: Any) -> dict[str, Any]:
+    """An assistant the caller may `action` (404 `Not Found` for a missing one and for another user's)."""
+    assistant_id = validate_uuid(raw_id, "assistant")
+    filters = await authorize(None, "assistants", action, {"assistant_id": assistant_id, **value})
+    assistant = await ctx.storage.assistant_get(assistant_id)
+    if assistant is None or not visible(assistant, filters):
         raise ApiError(404, "Not Found")
     return assistant
 
@@ -129,6 +133,14 @@ def graph_schemas(graph: Pregel, graph_id: str) -> dict[str, Any]:
             return None
 
     config_schema = safe(graph.get_config_jsonschema) or {}
+    configurable = (config_schema.get("properties") or {}).get("configurable") or {}
+    if isinstance(configurable.get("$ref"), str):
+        # Like the reference, serve the configurable model itself: clients (Open Agent Platform) read
+        # `config_schema.properties[field]`, e.g. `.metadata.x_oap_ui_config`.
+        defs = dict(config_schema.get("$defs") or {})
+        config_schema = defs.pop(configurable["$ref"].rsplit("/", 1)[-1], {})
+        if defs:
+            config_schema = {**config_schema, "$defs": defs}
     if not config_schema.get("properties"):
         config_schema = {}
     return {
@@ -148,9 +160,12 @@ def register(router: Router, ctx: ServerContext) -> None:
         if body.graph_id not in ctx.registry:
             raise graph_not_found(ctx, body.graph_id)
         assistant_id = validate_uuid(body.assistant_id, "assistant") if body.assistant_id else str(uuid.uuid4())
+        value = {"assistant_id": assistant_id, "graph_id": body.graph_id, "config": body.config,
+                 "context": body.context, "metadata": dict(body.metadata or {}), "name": body.name}  # fmt: skip
+        filters = await authorize(req, "assistants", "create", value)
         existing = await ctx.storage.assistant_get(assistant_id)
         if existing is not None:
-            if body.if_exists == "do_nothing":
+            if body.if_exists == "do_nothing" and visible(existing, filters):
                 return existing
             raise ApiError(409, f"Assistant with ID {assistant_id} already exists")
         assistant = new_assistant(
@@ -159,7 +174,7 @@ def register(router: Router, ctx: ServerContext) -> None:
             assistant_id=assistant_id,
             config=body.config,
             context=body.context,
-            metadata=body.metadata,
+            metadata=value["metadata"],
             name=body.name or "Untitled",
             description=body.description,
         )
@@ -169,7 +184,11 @@ def register(router: Router, ctx: ServerContext) -> None:
     async def search_assistants(req: ApiRequest) -> Any:
         """Search assistants by graph, name and metadata."""
         body = req.body(AssistantSearch)
-        items, total = await ctx.storage.assistant_search(
+        value = {"graph_id": body.graph_id, "metadata": body.metadata, "limit": body.limit, "offset": body.offset}
+        filters = await authorize(req, "assistants", "search", value)
+        items, total = await filtered_search(
+            ctx.storage.assistant_search,
+            filters,
             graph_id=body.graph_id,
             name=body.name,
             metadata=body.metadata,
@@ -184,8 +203,11 @@ def register(router: Router, ctx: ServerContext) -> None:
     async def count_assistants(req: ApiRequest) -> Any:
         """Count assistants matching the filters."""
         body = req.body(AssistantCount)
-        _, total = await ctx.storage.assistant_search(
-            graph_id=body.graph_id, name=body.name, metadata=body.metadata, limit=0, offset=0,
+        value = {"graph_id": body.graph_id, "metadata": body.metadata, "limit": 0, "offset": 0}
+        filters = await authorize(req, "assistants", "search", value)
+        _, total = await filtered_search(
+            ctx.storage.assistant_search, filters, graph_id=body.graph_id, name=body.name, metadata=body.metadata,
+            limit=0, offset=0,
             sort_by="created_at", sort_order="desc",
         )  # fmt: skip
         return total
@@ -196,8 +218,8 @@ def register(router: Router, ctx: ServerContext) -> None:
 
     async def patch_assistant(req: ApiRequest) -> Any:
         """Update an assistant, creating a new version."""
-        assistant = await get_assistant(ctx, req.path_params["assistant_id"])
         body = req.body(AssistantPatch)
+        assistant = await get_assistant(ctx, req.path_params["assistant_id"], "update", metadata=body.metadata)
         if body.graph_id is not None and body.graph_id not in ctx.registry:
             raise graph_not_found(ctx, body.graph_id)
         versions = await ctx.storage.assistant_versions(assistant["assistant_id"], None, 1, 0)
@@ -224,10 +246,12 @@ def register(router: Router, ctx: ServerContext) -> None:
 
     async def delete_assistant(req: ApiRequest) -> Any:
         """Delete an assistant (and with `?delete_threads=true` its threads)."""
-        assistant = await get_assistant(ctx, req.path_params["assistant_id"])
+        assistant = await get_assistant(ctx, req.path_params["assistant_id"], "delete")
         if req.query_bool("delete_threads"):
-            threads, _ = await ctx.storage.thread_search(
-                ids=None, metadata={"assistant_id": assistant["assistant_id"]}, values=None, status=None,
+            thread_filters = await authorize(req, "threads", "delete", {"assistant_id": assistant["assistant_id"]})
+            threads, _ = await filtered_search(
+                ctx.storage.thread_search, thread_filters, ids=None,
+                metadata={"assistant_id": assistant["assistant_id"]}, values=None, status=None,
                 limit=1_000_000, offset=0, sort_by="created_at", sort_order="desc",
             )  # fmt: skip
             for thread in threads:
@@ -238,10 +262,7 @@ def register(router: Router, ctx: ServerContext) -> None:
     async def assistant_for_graph_route(req: ApiRequest) -> dict[str, Any]:
         ref = req.path_params["assistant_id"]
         if ref in ctx.registry:
-            found = await ctx.storage.assistant_get(system_assistant_id(ref))
-            if found is None:
-                raise ApiError(404, "Not Found")
-            return found
+            return await get_assistant(ctx, system_assistant_id(ref))
         return await get_assistant(ctx, ref)
 
     def _graph_config(assistant: dict[str, Any]) -> dict[str, Any]:
@@ -297,7 +318,7 @@ def register(router: Router, ctx: ServerContext) -> None:
 
     async def assistant_latest(req: ApiRequest) -> Any:
         """Make one version of an assistant the current one."""
-        assistant = await get_assistant(ctx, req.path_params["assistant_id"])
+        assistant = await get_assistant(ctx, req.path_params["assistant_id"], "update")
         body = req.body(AssistantLatest)
         updated = await ctx.storage.assistant_set_latest(assistant["assistant_id"], body.version)
         if updated is None:
