@@ -8,11 +8,13 @@ from collections.abc import Callable
 
 from robyn import Request, Robyn
 
+from robyn_server import cors
+from robyn_server.auth.install import install as auth_install
 from robyn_server.config import ServerConfig, Settings
 from robyn_server.context import ServerContext
 from robyn_server.graphs import GraphRegistry
 from robyn_server.http import Router
-from robyn_server.routes import assistants, meta, runs, store, threads
+from robyn_server.routes import assistants, meta, playground, runs, store, threads
 from robyn_server.runs.manager import RunManager
 from robyn_server.storage.base import Storage
 
@@ -22,6 +24,7 @@ logger = logging.getLogger("robyn_server")
 def build_context(config: ServerConfig, settings: Settings, storage: Storage, api_url: str) -> ServerContext:
     registry = GraphRegistry(storage)
     registry.load(config.graphs, config.base_dir)
+    cors.load_policy(config.http)  # bad CORS settings stop the server here, with a one-line ConfigError
     manager = RunManager(
         storage, registry, max_concurrent=settings.max_concurrent_runs, timeout=settings.run_timeout_seconds
     )
@@ -32,6 +35,9 @@ def build_router(ctx: ServerContext) -> Router:
     router = Router(ctx.settings.max_body_bytes)
     for module in (meta, assistants, threads, runs, store):
         module.register(router, ctx)
+    playground.register(router, ctx)
+    cors.install(router, ctx.config.http)
+    auth_install(router, ctx)  # after CORS: preflights are answered before authentication
     return router
 
 
@@ -49,8 +55,15 @@ def build_app(
 
     @app.startup_handler
     async def startup() -> None:
-        await ctx.storage.setup()
-        await assistants.ensure_system_assistants(ctx)
+        from robyn_server.runs.recovery import recover_at_startup
+        from robyn_server.storage.errors import exit_on_startup_error
+
+        try:
+            await ctx.storage.setup()
+            await assistants.ensure_system_assistants(ctx)
+            await recover_at_startup(ctx)
+        except Exception as exc:
+            exit_on_startup_error(ctx.storage, exc)
         if on_loop is not None:
             on_loop(asyncio.get_running_loop())
 

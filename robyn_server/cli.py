@@ -14,8 +14,22 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+STORAGE_KINDS = ("memory", "sqlite", "postgres")
+
+
+def default_storage(environ: Mapping[str, str]) -> str:
+    """The backend when `--storage` is not given: ROBYN_SERVER_STORAGE, else Postgres for a Postgres
+    DATABASE_URL, else the embedded SQLite file."""
+    explicit = (environ.get("ROBYN_SERVER_STORAGE") or "").strip().lower()
+    if explicit:
+        return explicit
+    if (environ.get("DATABASE_URL") or "").startswith(("postgres://", "postgresql://")):
+        return "postgres"
+    return "sqlite"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -25,9 +39,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8081")))
     parser.add_argument(
         "--storage",
-        choices=["memory", "sqlite", "postgres"],
-        default=os.environ.get("ROBYN_SERVER_STORAGE", "memory"),
-        help="where assistants, threads, runs and checkpoints live (postgres reads DATABASE_URL)",
+        choices=STORAGE_KINDS,
+        default=None,
+        help="where assistants, threads, runs and checkpoints live (default: ROBYN_SERVER_STORAGE, else postgres "
+        "when DATABASE_URL=postgresql://..., else sqlite); postgres reads DATABASE_URL",
     )
     parser.add_argument(
         "--sqlite-path",
@@ -86,8 +101,41 @@ class ShutdownWatcher:
         os._exit(0)
 
 
+def _env_number(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        fail(f"environment variable {name} must be a number, got {value!r}")
+        raise
+
+
+def check_sqlite(storage: Any) -> None:
+    """Open the file once before serving, so a corrupt or locked database is one clear line, not a hang."""
+    import sqlite3
+
+    from robyn_server.storage.errors import describe_startup_error
+
+    try:
+        conn = sqlite3.connect(storage.path, timeout=storage.busy_timeout_ms / 1000, isolation_level=None)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        fail(describe_startup_error(storage, exc))
+
+
 def make_storage(args: argparse.Namespace) -> Any:
     """The storage backend named on the command line; unreachable databases stop the server here."""
+    if args.storage is None:
+        args.storage = default_storage(os.environ)
+    if args.storage not in STORAGE_KINDS:
+        fail(f"unknown storage {args.storage!r} (ROBYN_SERVER_STORAGE): expected one of {', '.join(STORAGE_KINDS)}")
     if args.storage == "sqlite":
         from robyn_server.storage.sqlite import SqliteStorage
 
@@ -96,7 +144,10 @@ def make_storage(args: argparse.Namespace) -> Any:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             fail(f"cannot create the folder for {path}: {exc.strerror}")
-        return SqliteStorage(str(path))
+        busy_ms = _env_number("ROBYN_SERVER_SQLITE_BUSY_TIMEOUT_MS", 10000)
+        storage = SqliteStorage(str(path), busy_timeout_ms=int(busy_ms))
+        check_sqlite(storage)
+        return storage
     if args.storage == "postgres":
         import psycopg
 
@@ -110,7 +161,11 @@ def make_storage(args: argparse.Namespace) -> Any:
         except psycopg.Error as exc:
             host = psycopg.conninfo.conninfo_to_dict(dsn).get("host", "?")
             fail(f"cannot connect to Postgres at {host}: {str(exc).strip().splitlines()[0]}")
-        return PostgresStorage(dsn)
+        return PostgresStorage(
+            dsn,
+            max_size=int(_env_number("ROBYN_SERVER_DB_POOL_SIZE", 10)),
+            pool_timeout=_env_number("ROBYN_SERVER_DB_POOL_TIMEOUT_SECONDS", 10.0),
+        )
     from robyn_server.storage.memory import MemoryStorage
 
     return MemoryStorage()
@@ -158,6 +213,13 @@ def main(argv: list[str] | None = None) -> None:
 
     watcher = ShutdownWatcher()
     watcher.on_shutdown.append(ctx.runs.shutdown)
+
+    async def forget_instance() -> None:
+        from robyn_server.runs.recovery import forget_this_instance
+
+        await forget_this_instance(ctx)
+
+    watcher.on_shutdown.append(forget_instance)
     app = build_app(ctx, robyn_config, on_loop=lambda loop: setattr(watcher, "loop", loop))
     watcher.install()
     print(

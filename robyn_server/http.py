@@ -20,6 +20,8 @@ from robyn.responses import StreamingResponse
 
 from robyn_server import serde
 from robyn_server.errors import ApiError
+from robyn_server.storage.errors import UNAVAILABLE as DATABASE_UNAVAILABLE
+from robyn_server.storage.errors import unavailable_detail
 
 logger = logging.getLogger("robyn_server")
 
@@ -272,6 +274,9 @@ class Router:
                 return error_response(400, str(exc))
             except NotImplementedError as exc:
                 return error_response(501, str(exc) or "Not Implemented")
+            except DATABASE_UNAVAILABLE as exc:
+                logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+                return error_response(503, unavailable_detail(exc))
             except Exception:
                 logger.exception("unhandled error on %s %s", request.method, request.url.path)
                 return error_response(500, "Internal Server Error")

@@ -1,21 +1,81 @@
-"""Shared fixtures: one real server process for the session, driven over HTTP with the real SDK."""
+"""Shared fixtures: one real server process for the session, driven over HTTP with the real SDK.
+
+TEST_STORAGE=memory|sqlite|postgres picks the session server's backend (default memory). With sqlite or
+postgres only the tests that use that server run (the storage contract, restart and recovery tests start their
+own servers and already cover every backend); postgres gets a fresh database, dropped at the end, and skips
+with a reason when Postgres is unreachable unless REQUIRE_POSTGRES=1.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from langgraph_sdk import get_client
 
-from tests.server import ServerProcess
+from tests.server import ServerProcess, create_database, drop_database, postgres_unreachable
+
+TEST_STORAGE = os.environ.get("TEST_STORAGE", "memory").strip().lower() or "memory"
+SERVER_FIXTURES = {"server", "base_url", "client", "http"}
+
+
+def require_postgres() -> None:
+    """Skip (or fail, with REQUIRE_POSTGRES=1) when the test Postgres server is unreachable."""
+    reason = postgres_unreachable()
+    if reason is None:
+        return
+    if os.environ.get("REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"REQUIRE_POSTGRES=1 but {reason}")
+    pytest.skip(f"{reason} (set REQUIRE_POSTGRES=1 to fail instead)")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"session server storage: {TEST_STORAGE} (TEST_STORAGE)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if TEST_STORAGE not in ("memory", "sqlite", "postgres"):
+        raise pytest.UsageError(f"TEST_STORAGE must be memory, sqlite or postgres, not {TEST_STORAGE!r}")
+    if TEST_STORAGE == "memory":
+        return
+    keep = [i for i in items if SERVER_FIXTURES & set(getattr(i, "fixturenames", ()))]
+    dropped = [i for i in items if i not in keep]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+@pytest.fixture
+def postgres_dsn() -> Iterator[str]:
+    """A fresh, empty Postgres database for one test, dropped afterwards."""
+    require_postgres()
+    dsn = create_database()
+    try:
+        yield dsn
+    finally:
+        drop_database(dsn)
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[ServerProcess]:
-    proc = ServerProcess().start()
-    yield proc
-    proc.stop()
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    env: dict[str, str | None] = {"ROBYN_SERVER_STORAGE": TEST_STORAGE}
+    dsn = None
+    if TEST_STORAGE == "sqlite":
+        env["ROBYN_SERVER_SQLITE_PATH"] = str(Path(tmp_path_factory.mktemp("sqlite")) / "server.sqlite")
+    elif TEST_STORAGE == "postgres":
+        require_postgres()
+        dsn = create_database("robyn_suite")
+        env["DATABASE_URL"] = dsn
+    try:
+        proc = ServerProcess(env=env).start()
+        yield proc
+        proc.stop()
+    finally:
+        if dsn is not None:
+            drop_database(dsn)
 
 
 @pytest.fixture(scope="session")

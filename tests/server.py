@@ -22,13 +22,25 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """A `python -m robyn_server` child process; `url` once it answers `/ok`."""
+    """A `python -m robyn_server` child process; `url` once it answers `/ok`.
 
-    def __init__(self, config: Path = TEST_CONFIG, env: dict[str, str] | None = None, port: int | None = None) -> None:
+    Storage is in memory unless `env` says otherwise (ROBYN_SERVER_STORAGE, DATABASE_URL, ...), so tests never
+    write to the project's default SQLite file; an `env` value of None removes that variable.
+    """
+
+    def __init__(
+        self,
+        config: Path = TEST_CONFIG,
+        env: dict[str, str | None] | None = None,
+        port: int | None = None,
+        cwd: Path = ROOT,
+    ) -> None:
         self.port = port or free_port()
+        self.cwd = cwd
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = config
-        self.env = {**os.environ, **(env or {})}
+        merged: dict[str, str | None] = {**os.environ, "ROBYN_SERVER_STORAGE": "memory", **(env or {})}
+        self.env = {k: v for k, v in merged.items() if v is not None}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = ROOT / "test-artifacts" / f"server-{self.port}.log"
 
@@ -37,7 +49,7 @@ class ServerProcess:
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "robyn_server", "--config", str(self.config), "--port", str(self.port)],
-            cwd=ROOT,
+            cwd=self.cwd,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -67,3 +79,41 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+
+# ------------------------------------------------------------------------------ throwaway Postgres databases
+ADMIN_DSN = os.environ.get("POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def postgres_unreachable() -> str | None:
+    """Why Postgres cannot be used for tests (None when it can)."""
+    import psycopg
+
+    try:
+        psycopg.connect(ADMIN_DSN, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        return f"Postgres not reachable at {ADMIN_DSN}: {str(exc).strip().splitlines()[0] if str(exc) else exc}"
+    return None
+
+
+def create_database(prefix: str = "robyn_test") -> str:
+    """A new empty database on the admin server; returns its DSN."""
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"  # a postgresql:// URL, as users set DATABASE_URL
+
+
+def drop_database(dsn: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -15,7 +15,9 @@ from robyn_server.openapi import DOCS_HTML, build_openapi
 
 def register(router: Router, ctx: ServerContext) -> None:
     async def ok(req: ApiRequest) -> Any:
-        """Health check."""
+        """Health check; `?check_db=1` also queries the database (503 when it does not answer)."""
+        if req.query_bool("check_db"):
+            return {"ok": True, "services": {}, "database": {"ok": True, **await ctx.storage.ping()}}
         return {"ok": True, "services": {}}
 
     async def info(req: ApiRequest) -> Any:

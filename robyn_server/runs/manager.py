@@ -113,6 +113,20 @@ class RunManager:
         self._start_next(handle.thread_id)
         return handle
 
+    def submit_stored(self, run: Record) -> RunHandle:
+        """Queue a `pending` run read back from storage (crash recovery), keeping what is left of its delay."""
+        existing = self._handles.get(run["run_id"])
+        if existing is not None:
+            return existing
+        kwargs = run.get("kwargs") or {}
+        delay = ((kwargs.get("config") or {}).get("configurable") or {}).get("__after_seconds__") or 0
+        created = run.get("created_at")
+        if delay and isinstance(created, datetime):
+            delay = max(0.0, delay - (now() - created).total_seconds())
+        return self.submit(
+            run, temporary=bool(kwargs.get("temporary")), resumable=bool(kwargs.get("resumable")), after_seconds=delay
+        )
+
     def _start_next(self, thread_id: str) -> None:
         if self._closing or thread_id in self._active:
             return

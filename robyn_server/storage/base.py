@@ -6,7 +6,9 @@ Callers treat returned records as read-only snapshots.
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
+from datetime import datetime
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -20,12 +22,25 @@ class Storage(ABC):
 
     checkpointer: BaseCheckpointSaver
     store: BaseStore
+    kind: str = "storage"
 
     async def setup(self) -> None:  # noqa: B027 - optional hook, a no-op for backends without connections
         """Open connections and apply migrations."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+    @property
+    def instance_id(self) -> str:
+        """This server process's id: stored with the runs it creates, so crash recovery knows their owner."""
+        found = self.__dict__.get("_instance_id")
+        if found is None:
+            found = self.__dict__["_instance_id"] = uuid.uuid4().hex
+        return found
+
+    async def ping(self) -> dict[str, Any]:
+        """Check the database answers; returns what `GET /ok?check_db=1` reports (raises when it is down)."""
+        return {"backend": self.kind}
 
     # assistants ---------------------------------------------------------------------------
     @abstractmethod
@@ -109,3 +124,36 @@ class Storage(ABC):
 
     @abstractmethod
     async def run_list_by_status(self, statuses: list[str]) -> list[Record]: ...
+
+    # run ownership (crash recovery) -------------------------------------------------------
+    @abstractmethod
+    async def run_list_inflight(self) -> list[tuple[Record, str | None]]:
+        """`pending` and `running` runs, oldest first, each with the instance id of the process that owns it."""
+
+    @abstractmethod
+    async def run_claim(self, run_id: str, owner: str | None, new_owner: str) -> bool:
+        """Move a run from `owner` to `new_owner` if `owner` still holds it (compare-and-set)."""
+
+    @abstractmethod
+    async def instance_beat(self, instance_id: str, host: str, pid: int, at: datetime) -> None:
+        """Record that server process `pid` on `host`, known as `instance_id`, is alive at `at`."""
+
+    @abstractmethod
+    async def instance_forget(self, instance_id: str) -> None:
+        """The process `instance_id` stopped (cleanly, or was found dead)."""
+
+    @abstractmethod
+    async def instance_list(self) -> list[Record]:
+        """Known server processes: `{"instance_id", "host", "pid", "heartbeat_at"}`."""
+
+    # thread TTL ---------------------------------------------------------------------------
+    @abstractmethod
+    async def thread_set_ttl(self, thread_id: str, ttl: Record | None) -> None:
+        """Set (`{"strategy", "ttl_minutes", "expires_at"}`) or clear the thread's time to live."""
+
+    @abstractmethod
+    async def thread_get_ttl(self, thread_id: str) -> Record | None: ...
+
+    @abstractmethod
+    async def thread_expired(self, at: datetime, limit: int = 100) -> list[tuple[str, str]]:
+        """`(thread_id, strategy)` of threads whose TTL expired at or before `at`, soonest first."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
@@ -14,6 +15,8 @@ from robyn_server.storage.filters import contains, sort_and_page
 class MemoryStorage(Storage):
     """Dicts in this process, LangGraph's in-memory checkpointer and store."""
 
+    kind = "memory"
+
     def __init__(self) -> None:
         self.checkpointer = InMemorySaver()
         self.store = InMemoryStore()
@@ -21,6 +24,9 @@ class MemoryStorage(Storage):
         self._versions: dict[str, list[Record]] = {}
         self._threads: dict[str, Record] = {}
         self._runs: dict[str, Record] = {}
+        self._owners: dict[str, str | None] = {}
+        self._ttls: dict[str, Record] = {}
+        self._instances: dict[str, Record] = {}
 
     # assistants ---------------------------------------------------------------------------
     async def assistant_put(self, assistant: Record) -> None:
@@ -93,8 +99,10 @@ class MemoryStorage(Storage):
 
     async def thread_delete(self, thread_id: str) -> bool:
         existed = self._threads.pop(thread_id, None) is not None
+        self._ttls.pop(thread_id, None)
         for run_id in [r for r, run in self._runs.items() if run["thread_id"] == thread_id]:
             del self._runs[run_id]
+            self._owners.pop(run_id, None)
         await self.checkpointer.adelete_thread(thread_id)
         return existed
 
@@ -123,6 +131,7 @@ class MemoryStorage(Storage):
 
     # runs ---------------------------------------------------------------------------------
     async def run_put(self, run: Record) -> None:
+        self._owners.setdefault(run["run_id"], self.instance_id)
         self._runs[run["run_id"]] = dict(run)
 
     async def run_get(self, run_id: str) -> Record | None:
@@ -137,6 +146,7 @@ class MemoryStorage(Storage):
         return dict(found)
 
     async def run_delete(self, run_id: str) -> bool:
+        self._owners.pop(run_id, None)
         return self._runs.pop(run_id, None) is not None
 
     async def run_list(self, thread_id: str, *, limit: int, offset: int, status: str | None = None) -> list[Record]:
@@ -150,3 +160,39 @@ class MemoryStorage(Storage):
 
     async def run_list_by_status(self, statuses: list[str]) -> list[Record]:
         return [dict(r) for r in self._runs.values() if r["status"] in statuses]
+
+    # run ownership ------------------------------------------------------------------------
+    async def run_list_inflight(self) -> list[tuple[Record, str | None]]:
+        inflight = [r for r in self._runs.values() if r["status"] in ("pending", "running")]
+        inflight.sort(key=lambda r: r["created_at"])
+        return [(dict(r), self._owners.get(r["run_id"])) for r in inflight]
+
+    async def run_claim(self, run_id: str, owner: str | None, new_owner: str) -> bool:
+        if run_id not in self._runs or self._owners.get(run_id) != owner:
+            return False
+        self._owners[run_id] = new_owner
+        return True
+
+    async def instance_beat(self, instance_id: str, host: str, pid: int, at: datetime) -> None:
+        self._instances[instance_id] = {"instance_id": instance_id, "host": host, "pid": pid, "heartbeat_at": at}
+
+    async def instance_forget(self, instance_id: str) -> None:
+        self._instances.pop(instance_id, None)
+
+    async def instance_list(self) -> list[Record]:
+        return [dict(i) for i in self._instances.values()]
+
+    # thread TTL ---------------------------------------------------------------------------
+    async def thread_set_ttl(self, thread_id: str, ttl: Record | None) -> None:
+        if ttl is None:
+            self._ttls.pop(thread_id, None)
+        elif thread_id in self._threads:
+            self._ttls[thread_id] = dict(ttl)
+
+    async def thread_get_ttl(self, thread_id: str) -> Record | None:
+        found = self._ttls.get(thread_id)
+        return dict(found) if found else None
+
+    async def thread_expired(self, at: datetime, limit: int = 100) -> list[tuple[str, str]]:
+        due = sorted((t["expires_at"], i, t["strategy"]) for i, t in self._ttls.items() if t["expires_at"] <= at)
+        return [(i, strategy) for _, i, strategy in due[:limit]]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from psycopg import AsyncConnection, sql
@@ -20,6 +21,7 @@ from psycopg.types.json import Json, Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from robyn_server.storage.base import Record, Storage
+from robyn_server.storage.errors import MigrationError, first_line
 from robyn_server.storage.filters import sort_and_page
 from robyn_server.storage.records import ASSISTANTS, RUNS, THREADS, Layout, json_text, to_utc
 
@@ -54,6 +56,16 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX runs_thread ON runs (thread_id, created_at DESC)",
         "CREATE INDEX runs_status ON runs (status)",
     ],
+    [
+        "ALTER TABLE runs ADD COLUMN owner TEXT",
+        """CREATE TABLE thread_ttl (
+            thread_id TEXT PRIMARY KEY, strategy TEXT NOT NULL, ttl_minutes DOUBLE PRECISION NOT NULL,
+            expires_at TIMESTAMPTZ NOT NULL)""",
+        "CREATE INDEX thread_ttl_expires_at ON thread_ttl (expires_at)",
+        """CREATE TABLE server_instances (
+            instance_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,
+            heartbeat_at TIMESTAMPTZ NOT NULL)""",
+    ],
 ]
 
 Conn = AsyncConnection[DictRow]
@@ -68,13 +80,21 @@ def _jsonb(value: Any) -> Jsonb:
 
 
 class PostgresStorage(Storage):
-    """Everything in the PostgreSQL database at `dsn`."""
+    """Everything in the PostgreSQL database at `dsn`.
 
-    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    Pooled connections are checked before each use, so connections the server dropped (a restart, a failover,
+    `pg_terminate_backend`) are replaced instead of failing a request; while the database is down, a request
+    waits at most `pool_timeout` seconds for a connection and then fails with `PoolTimeout`.
+    """
+
+    kind = "postgres"
+
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10, pool_timeout: float = 10.0) -> None:
         self.dsn = dsn
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._min_size = min_size
         self._max_size = max_size
+        self._pool_timeout = pool_timeout
 
     # lifecycle ----------------------------------------------------------------------------
     async def setup(self) -> None:
@@ -84,6 +104,8 @@ class PostgresStorage(Storage):
             min_size=self._min_size,
             max_size=self._max_size,
             kwargs={"autocommit": True, "prepare_threshold": None, "row_factory": dict_row},
+            check=AsyncConnectionPool.check_connection,
+            timeout=self._pool_timeout,
             open=False,
         )
         await pool.open(wait=True)
@@ -108,9 +130,22 @@ class PostgresStorage(Storage):
             for version, statements in enumerate(MIGRATIONS, start=1):
                 if version <= current:
                     continue
-                for statement in statements:
-                    await conn.execute(sql.SQL(statement))  # type: ignore[arg-type]
+                try:
+                    for statement in statements:
+                        await conn.execute(sql.SQL(statement))  # type: ignore[arg-type]
+                except psycopg.Error as exc:
+                    if isinstance(exc, psycopg.OperationalError):
+                        raise
+                    raise MigrationError(f"migration {version} failed: {first_line(exc)}") from exc
                 await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+
+    async def ping(self) -> dict[str, Any]:
+        async with self._pool_or_fail.connection() as conn:
+            cur = await conn.execute("SELECT COALESCE(MAX(version), 0) AS v FROM schema_version")
+            row = await cur.fetchone()
+            info = conn.info
+            where = {"host": info.host, "port": info.port, "database": info.dbname}
+        return {"backend": self.kind, **where, "schema_version": int(row["v"]) if row else 0}
 
     async def close(self) -> None:
         """Close the pool (the saver and store share it)."""
@@ -317,6 +352,7 @@ class PostgresStorage(Storage):
     async def thread_delete(self, thread_id: str) -> bool:
         async with self._pool_or_fail.connection() as conn, conn.transaction():
             await conn.execute("DELETE FROM runs WHERE thread_id = %s", (thread_id,))
+            await conn.execute("DELETE FROM thread_ttl WHERE thread_id = %s", (thread_id,))
             cur = await conn.execute("DELETE FROM threads WHERE thread_id = %s", (thread_id,))
             existed = cur.rowcount > 0
         await self.checkpointer.adelete_thread(thread_id)
@@ -354,8 +390,11 @@ class PostgresStorage(Storage):
 
     # runs ---------------------------------------------------------------------------------
     async def run_put(self, run: Record) -> None:
-        async with self._pool_or_fail.connection() as conn:
+        async with self._pool_or_fail.connection() as conn, conn.transaction():
             await self._upsert(conn, "runs", RUNS, run)
+            await conn.execute(
+                "UPDATE runs SET owner = %s WHERE run_id = %s AND owner IS NULL", (self.instance_id, run["run_id"])
+            )
 
     async def run_get(self, run_id: str) -> Record | None:
         return await self._get("runs", RUNS, run_id)
@@ -384,3 +423,71 @@ class PostgresStorage(Storage):
         query = sql.SQL("SELECT * FROM runs WHERE status = ANY(%s) ORDER BY seq")
         async with self._pool_or_fail.connection() as conn:
             return await self._fetch(conn, RUNS, query, [list(statuses)])
+
+    # run ownership ------------------------------------------------------------------------
+    async def run_list_inflight(self) -> list[tuple[Record, str | None]]:
+        async with self._pool_or_fail.connection() as conn:
+            cur = await conn.execute(
+                "SELECT * FROM runs WHERE status IN ('pending', 'running') ORDER BY created_at NULLS FIRST, seq"
+            )
+            rows = await cur.fetchall()
+        return [(self._record(RUNS, row), row["owner"]) for row in rows]
+
+    async def run_claim(self, run_id: str, owner: str | None, new_owner: str) -> bool:
+        async with self._pool_or_fail.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE runs SET owner = %s WHERE run_id = %s AND owner IS NOT DISTINCT FROM %s",
+                (new_owner, run_id, owner),
+            )
+            return cur.rowcount > 0
+
+    async def instance_beat(self, instance_id: str, host: str, pid: int, at: datetime) -> None:
+        async with self._pool_or_fail.connection() as conn:
+            await conn.execute(
+                "INSERT INTO server_instances (instance_id, host, pid, heartbeat_at) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at",
+                (instance_id, host, pid, at),
+            )
+
+    async def instance_forget(self, instance_id: str) -> None:
+        async with self._pool_or_fail.connection() as conn:
+            await conn.execute("DELETE FROM server_instances WHERE instance_id = %s", (instance_id,))
+
+    async def instance_list(self) -> list[Record]:
+        async with self._pool_or_fail.connection() as conn:
+            cur = await conn.execute("SELECT instance_id, host, pid, heartbeat_at FROM server_instances")
+            rows = await cur.fetchall()
+        return [{**row, "heartbeat_at": to_utc(row["heartbeat_at"])} for row in rows]
+
+    # thread TTL ---------------------------------------------------------------------------
+    async def thread_set_ttl(self, thread_id: str, ttl: Record | None) -> None:
+        async with self._pool_or_fail.connection() as conn:
+            if ttl is None:
+                await conn.execute("DELETE FROM thread_ttl WHERE thread_id = %s", (thread_id,))
+                return
+            await conn.execute(
+                "INSERT INTO thread_ttl (thread_id, strategy, ttl_minutes, expires_at) "
+                "SELECT thread_id, %s, %s, %s FROM threads WHERE thread_id = %s "
+                "ON CONFLICT (thread_id) DO UPDATE SET strategy = EXCLUDED.strategy, "
+                "ttl_minutes = EXCLUDED.ttl_minutes, expires_at = EXCLUDED.expires_at",
+                (ttl["strategy"], ttl["ttl_minutes"], ttl["expires_at"], thread_id),
+            )
+
+    async def thread_get_ttl(self, thread_id: str) -> Record | None:
+        async with self._pool_or_fail.connection() as conn:
+            cur = await conn.execute(
+                "SELECT strategy, ttl_minutes, expires_at FROM thread_ttl WHERE thread_id = %s", (thread_id,)
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return {"strategy": row["strategy"], "ttl_minutes": row["ttl_minutes"], "expires_at": to_utc(row["expires_at"])}
+
+    async def thread_expired(self, at: datetime, limit: int = 100) -> list[tuple[str, str]]:
+        async with self._pool_or_fail.connection() as conn:
+            cur = await conn.execute(
+                "SELECT thread_id, strategy FROM thread_ttl WHERE expires_at <= %s ORDER BY expires_at LIMIT %s",
+                (at, limit),
+            )
+            rows = await cur.fetchall()
+        return [(row["thread_id"], row["strategy"]) for row in rows]

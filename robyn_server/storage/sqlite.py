@@ -10,8 +10,10 @@ happen in SQL with exactly MemoryStorage's semantics.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import aiosqlite
@@ -20,6 +22,7 @@ from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from robyn_server import serde
 from robyn_server.storage.base import Record, Storage
+from robyn_server.storage.errors import MigrationError
 from robyn_server.storage.filters import contains, sort_and_page
 from robyn_server.storage.records import (
     ASSISTANTS,
@@ -55,6 +58,14 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX runs_thread ON runs (thread_id, created_at)",
         "CREATE INDEX runs_status ON runs (status)",
     ],
+    [
+        "ALTER TABLE runs ADD COLUMN owner TEXT",
+        """CREATE TABLE thread_ttl (
+            thread_id TEXT PRIMARY KEY, strategy TEXT NOT NULL, ttl_minutes REAL NOT NULL, expires_at TEXT NOT NULL)""",
+        "CREATE INDEX thread_ttl_expires_at ON thread_ttl (expires_at)",
+        """CREATE TABLE server_instances (
+            instance_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat_at TEXT NOT NULL)""",
+    ],
 ]
 
 
@@ -75,8 +86,11 @@ def _quoted(name: str) -> str:
 class SqliteStorage(Storage):
     """Everything in one SQLite file at `path`."""
 
-    def __init__(self, path: str) -> None:
+    kind = "sqlite"
+
+    def __init__(self, path: str, *, busy_timeout_ms: int = 10000) -> None:
         self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
         self._conn: aiosqlite.Connection | None = None
         self._saver_conn: aiosqlite.Connection | None = None
         self._store_conn: aiosqlite.Connection | None = None
@@ -88,17 +102,17 @@ class SqliteStorage(Storage):
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
         await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA busy_timeout=10000")
+        await conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         await conn.create_function("json_contains", 2, _json_contains, deterministic=True)
         await conn.create_function("icontains", 2, _icontains, deterministic=True)
         self._conn = conn
         await self._migrate()
         self._saver_conn = await aiosqlite.connect(self.path)
-        await self._saver_conn.execute("PRAGMA busy_timeout=10000")
+        await self._saver_conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         self.checkpointer = AsyncSqliteSaver(self._saver_conn)
         await self.checkpointer.setup()
         self._store_conn = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._store_conn.execute("PRAGMA busy_timeout=10000")
+        await self._store_conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         self.store = AsyncSqliteStore(self._store_conn)
         await self.store.setup()
 
@@ -116,8 +130,11 @@ class SqliteStorage(Storage):
             for version, statements in enumerate(MIGRATIONS, start=1):
                 if version <= current:
                     continue
-                for statement in statements:
-                    await conn.execute(statement)
+                try:
+                    for statement in statements:
+                        await conn.execute(statement)
+                except sqlite3.Error as exc:
+                    raise MigrationError(f"migration {version} failed: {exc}") from exc
                 await conn.execute(
                     "INSERT INTO schema_version (version, applied_at) VALUES (?, datetime('now'))", (version,)
                 )
@@ -125,6 +142,11 @@ class SqliteStorage(Storage):
         except BaseException:
             await conn.execute("ROLLBACK")
             raise
+
+    async def ping(self) -> dict[str, Any]:
+        async with self._lock, self._db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cur:
+            row = await cur.fetchone()
+        return {"backend": self.kind, "path": self.path, "schema_version": int(row[0]) if row else 0}
 
     async def close(self) -> None:
         """Close all three connections."""
@@ -336,6 +358,7 @@ class SqliteStorage(Storage):
     async def thread_delete(self, thread_id: str) -> bool:
         async with self._write() as db:
             await db.execute("DELETE FROM runs WHERE thread_id = ?", (thread_id,))
+            await db.execute("DELETE FROM thread_ttl WHERE thread_id = ?", (thread_id,))
             async with db.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,)) as cur:
                 existed = cur.rowcount > 0
         await self.checkpointer.adelete_thread(thread_id)
@@ -374,8 +397,11 @@ class SqliteStorage(Storage):
 
     # runs ---------------------------------------------------------------------------------
     async def run_put(self, run: Record) -> None:
-        async with self._lock:
+        async with self._write() as db:
             await self._upsert("runs", RUNS, run)
+            await db.execute(
+                "UPDATE runs SET owner = ? WHERE run_id = ? AND owner IS NULL", (self.instance_id, run["run_id"])
+            )
 
     async def run_get(self, run_id: str) -> Record | None:
         async with self._lock:
@@ -408,3 +434,73 @@ class SqliteStorage(Storage):
             return await self._fetch(
                 RUNS, f"SELECT * FROM runs WHERE status IN ({', '.join('?' * len(statuses))}) ORDER BY seq", statuses
             )
+
+    # run ownership ------------------------------------------------------------------------
+    async def run_list_inflight(self) -> list[tuple[Record, str | None]]:
+        async with self._lock:
+            async with self._db.execute(
+                "SELECT * FROM runs WHERE status IN ('pending', 'running') ORDER BY created_at, seq"
+            ) as cur:
+                rows = await cur.fetchall()
+        return [(self._record(RUNS, row), row["owner"]) for row in rows]
+
+    async def run_claim(self, run_id: str, owner: str | None, new_owner: str) -> bool:
+        async with self._write() as db:
+            async with db.execute(
+                "UPDATE runs SET owner = ? WHERE run_id = ? AND owner IS ?", (new_owner, run_id, owner)
+            ) as cur:
+                return cur.rowcount > 0
+
+    async def instance_beat(self, instance_id: str, host: str, pid: int, at: datetime) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO server_instances (instance_id, host, pid, heartbeat_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                (instance_id, host, pid, time_text(at)),
+            )
+
+    async def instance_forget(self, instance_id: str) -> None:
+        async with self._write() as db:
+            await db.execute("DELETE FROM server_instances WHERE instance_id = ?", (instance_id,))
+
+    async def instance_list(self) -> list[Record]:
+        async with self._lock, self._db.execute("SELECT * FROM server_instances") as cur:
+            rows = await cur.fetchall()
+        return [
+            {"instance_id": r["instance_id"], "host": r["host"], "pid": r["pid"],
+             "heartbeat_at": parse_time_text(r["heartbeat_at"])}
+            for r in rows
+        ]  # fmt: skip
+
+    # thread TTL ---------------------------------------------------------------------------
+    async def thread_set_ttl(self, thread_id: str, ttl: Record | None) -> None:
+        async with self._write() as db:
+            if ttl is None:
+                await db.execute("DELETE FROM thread_ttl WHERE thread_id = ?", (thread_id,))
+                return
+            await db.execute(
+                "INSERT INTO thread_ttl (thread_id, strategy, ttl_minutes, expires_at) "
+                "SELECT thread_id, ?, ?, ? FROM threads WHERE thread_id = ? "
+                "ON CONFLICT (thread_id) DO UPDATE SET strategy = excluded.strategy, "
+                "ttl_minutes = excluded.ttl_minutes, expires_at = excluded.expires_at",
+                (ttl["strategy"], ttl["ttl_minutes"], time_text(ttl["expires_at"]), thread_id),
+            )
+
+    async def thread_get_ttl(self, thread_id: str) -> Record | None:
+        async with self._lock:
+            async with self._db.execute(
+                "SELECT strategy, ttl_minutes, expires_at FROM thread_ttl WHERE thread_id = ?", (thread_id,)
+            ) as cur:
+                row = await cur.fetchone()
+        if row is None:
+            return None
+        return {"strategy": row[0], "ttl_minutes": row[1], "expires_at": parse_time_text(row[2])}
+
+    async def thread_expired(self, at: datetime, limit: int = 100) -> list[tuple[str, str]]:
+        async with self._lock:
+            async with self._db.execute(
+                "SELECT thread_id, strategy FROM thread_ttl WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
+                (time_text(at), limit),
+            ) as cur:
+                rows = await cur.fetchall()
+        return [(row[0], row[1]) for row in rows]

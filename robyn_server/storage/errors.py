@@ -1,0 +1,61 @@
+"""Database failures as users should read them: one start-up line, or a 503 while the database is away."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import sys
+from typing import Any, NoReturn
+
+import psycopg
+
+logger = logging.getLogger("robyn_server.storage")
+
+# Errors meaning "the database cannot be reached or used right now" (not a bug in the request):
+# a dropped or refused Postgres connection, a pool with no connection to give, a locked SQLite file.
+UNAVAILABLE: tuple[type[BaseException], ...] = (psycopg.OperationalError, sqlite3.OperationalError)
+
+
+class MigrationError(RuntimeError):
+    """A schema migration failed; its transaction was rolled back, so the schema is as it was."""
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def unavailable_detail(exc: BaseException) -> str:
+    """The `detail` of a 503 answered while the database is unavailable."""
+    return f"Database unavailable, please retry: {first_line(exc)}"
+
+
+def describe_startup_error(storage: Any, exc: BaseException) -> str:
+    """One line naming the database and what is wrong with it."""
+    kind = getattr(storage, "kind", "storage")
+    if isinstance(exc, MigrationError):
+        return f"{kind} schema migration failed, schema left unchanged: {first_line(exc)}"
+    if kind == "sqlite":
+        path = getattr(storage, "path", "?")
+        if isinstance(exc, sqlite3.DatabaseError):
+            message = first_line(exc)
+            if "locked" in message or "busy" in message:
+                return f"SQLite database {path} is locked by another process ({message})"
+            if "not a database" in message or "malformed" in message or "corrupt" in message:
+                return f"SQLite database {path} is corrupt or not a SQLite file ({message})"
+            return f"cannot open SQLite database {path}: {message}"
+    if kind == "postgres" and isinstance(exc, psycopg.Error):
+        try:
+            host = psycopg.conninfo.conninfo_to_dict(storage.dsn).get("host", "?")
+        except Exception:
+            host = "?"
+        return f"Postgres at {host} failed during start-up: {first_line(exc)}"
+    return f"start-up failed: {type(exc).__name__}: {first_line(exc)}"
+
+
+def exit_on_startup_error(storage: Any, exc: BaseException) -> NoReturn:
+    """Robyn swallows exceptions from start-up handlers and keeps serving; end the process instead."""
+    logger.debug("start-up failure", exc_info=exc)
+    print(f"robyn-server: error: {describe_startup_error(storage, exc)}", file=sys.stderr, flush=True)
+    os._exit(1)

@@ -1,0 +1,124 @@
+"""The database going away while the server runs: 503 `{"detail": ...}` meanwhile, normal answers once it is
+back, without restarting the server. Each test uses its own database (Postgres) or file (SQLite)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+from psycopg import sql
+
+from tests.server import ADMIN_DSN, ServerProcess
+
+AGENT_RUN = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "weather?"}]}}
+
+
+def _admin(statement: sql.Composable, params: tuple = ()) -> None:
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(statement, params)
+
+
+def _terminate(dbname: str) -> None:
+    _admin(
+        sql.SQL(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+        ),
+        (dbname,),
+    )
+
+
+def _allow_connections(dbname: str, allow: bool) -> None:
+    _admin(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(sql.Identifier(dbname), sql.SQL(str(allow))))
+
+
+def _until_ok(http: httpx.Client, path: str, timeout: float = 30.0) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    resp = http.get(path)
+    while resp.status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        resp = http.get(path)
+    return resp
+
+
+def test_postgres_dropped_connections_are_replaced(postgres_dsn: str) -> None:
+    dbname = postgres_dsn.rsplit("/", 1)[-1]
+    env = {"ROBYN_SERVER_STORAGE": "postgres", "DATABASE_URL": postgres_dsn}
+    proc = ServerProcess(env=env).start()
+    try:
+        with httpx.Client(base_url=proc.url, timeout=30) as http:
+            tid = http.post("/threads", json={}).json()["thread_id"]
+            _terminate(dbname)
+            # every pooled connection is dead; requests still succeed on fresh ones
+            for _ in range(5):
+                assert http.get(f"/threads/{tid}").status_code == 200
+            assert http.post(f"/threads/{tid}/runs/wait", json=AGENT_RUN).status_code == 200
+            assert http.get(f"/threads/{tid}/state").json()["values"]["messages"][-1]["content"].endswith("sunny.")
+    finally:
+        proc.stop()
+
+
+def test_postgres_outage_is_503_and_the_server_recovers(postgres_dsn: str) -> None:
+    dbname = postgres_dsn.rsplit("/", 1)[-1]
+    env = {
+        "ROBYN_SERVER_STORAGE": "postgres",
+        "DATABASE_URL": postgres_dsn,
+        "ROBYN_SERVER_DB_POOL_TIMEOUT_SECONDS": "1",
+    }
+    proc = ServerProcess(env=env).start()
+    try:
+        with httpx.Client(base_url=proc.url, timeout=30) as http:
+            tid = http.post("/threads", json={"metadata": {"before": "outage"}}).json()["thread_id"]
+            _allow_connections(dbname, False)
+            _terminate(dbname)
+            for resp in (
+                http.get(f"/threads/{tid}"),
+                http.post("/threads", json={}),
+                http.post("/threads/search", json={}),
+                http.get("/ok", params={"check_db": "1"}),
+            ):
+                assert resp.status_code == 503, resp.text
+                assert resp.headers["content-type"].startswith("application/json")
+                assert resp.json()["detail"].startswith("Database unavailable")
+            assert http.get("/ok").status_code == 200  # liveness does not need the database
+            _allow_connections(dbname, True)
+            back = _until_ok(http, f"/threads/{tid}")
+            assert back.status_code == 200 and back.json()["metadata"] == {"before": "outage"}
+            assert http.get("/ok", params={"check_db": "1"}).json()["database"]["ok"] is True
+            assert http.post(f"/threads/{tid}/runs/wait", json=AGENT_RUN).status_code == 200
+            assert http.get(f"/threads/{tid}").json()["status"] == "idle"
+    finally:
+        _allow_connections(dbname, True)
+        proc.stop()
+    assert proc.proc is not None and "Traceback" not in proc.log_path.read_text()
+
+
+def test_sqlite_locked_mid_operation_is_503_and_recovers(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    env = {
+        "ROBYN_SERVER_STORAGE": "sqlite",
+        "ROBYN_SERVER_SQLITE_PATH": str(path),
+        "ROBYN_SERVER_SQLITE_BUSY_TIMEOUT_MS": "300",
+    }
+    proc = ServerProcess(env=env).start()
+    try:
+        with httpx.Client(base_url=proc.url, timeout=30) as http:
+            tid = http.post("/threads", json={}).json()["thread_id"]
+            holder = sqlite3.connect(path, isolation_level=None, timeout=10)
+            try:
+                holder.execute("BEGIN EXCLUSIVE")
+                resp = http.post("/threads", json={})
+                assert resp.status_code == 503, resp.text
+                assert resp.json()["detail"].startswith("Database unavailable")
+                assert "locked" in resp.json()["detail"]
+                patched = http.patch(f"/threads/{tid}", json={"metadata": {"x": 1}})
+                assert patched.status_code == 503
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+            assert http.post("/threads", json={}).status_code == 200
+            assert http.patch(f"/threads/{tid}", json={"metadata": {"x": 2}}).json()["metadata"] == {"x": 2}
+    finally:
+        proc.stop()
