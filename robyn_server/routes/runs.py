@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from robyn_server import serde
+from robyn_server.auth.authorize import authorize, visible
+from robyn_server.auth.context import bind_iterator
 from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
 from robyn_server.http import ApiRequest, JsonResponse, Router, StreamResponse, empty, validate, validate_uuid
@@ -91,7 +93,7 @@ def register(router: Router, ctx: ServerContext) -> None:
             on_close = lambda: _cancel_later(handle)  # noqa: E731
             loop.call_later(DISCONNECT_PROBE_SECONDS, _watch, handle, progress)
         chunks = handle.log.read(start, heartbeat_seconds=heartbeat, modes=modes, on_close=on_close, progress=progress)
-        return StreamResponse(chunks, headers=headers or {})
+        return StreamResponse(bind_iterator(chunks), headers=headers or {})  # the body sees the caller
 
     def wait_body(handle: RunHandle) -> Iterator[bytes]:
         """Newlines every heartbeat while the run works, then the run's result as one JSON document."""
@@ -101,7 +103,7 @@ def register(router: Router, ctx: ServerContext) -> None:
 
     def wait_response(handle: RunHandle, location: str, content_location: str) -> StreamResponse:
         return StreamResponse(
-            wait_body(handle),
+            bind_iterator(wait_body(handle)),
             headers={"Location": location, "Content-Location": content_location},
             media_type="application/json",
         )
@@ -165,18 +167,22 @@ def register(router: Router, ctx: ServerContext) -> None:
         return [h.run for h in handles]
 
     # ------------------------------------------------------------------ reads
-    async def _thread_run(req: ApiRequest) -> tuple[str, str, dict[str, Any] | None]:
+    async def _thread_run(req: ApiRequest, action: str = "read") -> tuple[str, str, dict[str, Any] | None]:
         thread_id = req.uuid_param("thread_id", "thread")
         run_id = req.uuid_param("run_id", "run")
+        filters = await authorize(req, "threads", action, {"thread_id": thread_id, "run_id": run_id})
         run = await ctx.storage.run_get(run_id)
         if run is not None and run["thread_id"] != thread_id:
             run = None
+        if run is not None and filters and not visible(await ctx.storage.thread_get(thread_id), filters):
+            run = None  # a run of another user's thread answers exactly like a missing one
         return thread_id, run_id, run
 
     async def list_runs(req: ApiRequest) -> Any:
         """Runs of a thread, newest first."""
         thread_id = req.uuid_param("thread_id", "thread")
-        if await ctx.storage.thread_get(thread_id) is None:
+        filters = await authorize(req, "threads", "search", {"thread_id": thread_id})
+        if not visible(await ctx.storage.thread_get(thread_id), filters):
             raise ApiError(404, f"Thread with ID {thread_id} not found")
         status = req.query("status")
         runs = await ctx.storage.run_list(
@@ -196,7 +202,7 @@ def register(router: Router, ctx: ServerContext) -> None:
 
     async def delete_run(req: ApiRequest) -> Any:
         """Delete a finished run."""
-        _, run_id, run = await _thread_run(req)
+        _, run_id, run = await _thread_run(req, "delete")
         if run is None:
             raise ApiError(404, "Not Found")
         if run["status"] in INFLIGHT:
@@ -237,7 +243,7 @@ def register(router: Router, ctx: ServerContext) -> None:
 
     async def cancel_run(req: ApiRequest) -> Any:
         """Cancel a pending or running run (`action=interrupt|rollback`, `wait=1` to wait for it)."""
-        thread_id, run_id, run = await _thread_run(req)
+        thread_id, run_id, run = await _thread_run(req, "update")
         action = req.query("action", "interrupt") or "interrupt"
         if action not in ("interrupt", "rollback"):
             raise ApiError(422, "Invalid action: expected 'interrupt' or 'rollback'")
@@ -265,6 +271,10 @@ def register(router: Router, ctx: ServerContext) -> None:
             runs = [r for r in runs if r["thread_id"] == thread_id and r["status"] in INFLIGHT]
         else:
             raise ApiError(422, "Provide either 'status' or both 'thread_id' and 'run_ids'")
+        filters = await authorize(req, "threads", "update", {"thread_id": body.thread_id, "run_ids": body.run_ids,
+                                                             "status": body.status})  # fmt: skip
+        if filters:
+            runs = [r for r in runs if visible(await ctx.storage.thread_get(r["thread_id"]), filters)]
         handles = [h for r in runs if (h := ctx.runs.handle(r["run_id"])) is not None and not h.log.closed]
         if not handles and body.status is None:
             raise ApiError(404, NO_RUNS_TO_CANCEL)

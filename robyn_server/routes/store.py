@@ -6,6 +6,7 @@ from typing import Any
 
 from robyn import Response
 
+from robyn_server.auth.authorize import authorize, store_filter
 from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
 from robyn_server.http import ApiRequest, JsonResponse, Router, empty
@@ -49,7 +50,12 @@ def register(router: Router, ctx: ServerContext) -> None:
             if not getattr(ctx.storage.store, "supports_ttl", False):
                 raise ApiError(422, "Item TTL is not supported by this server's store")
             kwargs["ttl"] = body.ttl
-        await ctx.storage.store.aput(tuple(body.namespace), body.key, body.value, **kwargs)
+        value = {"namespace": tuple(body.namespace), "key": body.key, "value": body.value, "index": body.index,
+                 "ttl": body.ttl}  # fmt: skip
+        await authorize(req, "store", "put", value)  # may refuse (403) or rewrite the namespace
+        if (rejected := namespace_error(list(value["namespace"] or ()))) is not None:
+            return rejected
+        await ctx.storage.store.aput(tuple(value["namespace"]), value["key"], value["value"], **kwargs)
         return empty(204)
 
     async def get_item(req: ApiRequest) -> Any:
@@ -60,7 +66,9 @@ def register(router: Router, ctx: ServerContext) -> None:
         namespace = [p for p in (req.query("namespace") or "").split(".") if p]
         refresh = req.query("refresh_ttl")
         kwargs = {"refresh_ttl": refresh.lower() == "true"} if refresh else {}
-        item = await ctx.storage.store.aget(tuple(namespace), key, **kwargs)
+        value = {"namespace": tuple(namespace), "key": key, "refresh_ttl": kwargs.get("refresh_ttl")}
+        await authorize(req, "store", "get", value)
+        item = await ctx.storage.store.aget(tuple(value["namespace"] or ()), value["key"], **kwargs)
         return item_json(item) if item is not None else None
 
     async def delete_item(req: ApiRequest) -> Any:
@@ -68,7 +76,11 @@ def register(router: Router, ctx: ServerContext) -> None:
         body = req.body(StoreDelete)
         if (rejected := namespace_error(body.namespace)) is not None:
             return rejected
-        await ctx.storage.store.adelete(tuple(body.namespace), body.key)
+        value = {"namespace": tuple(body.namespace), "key": body.key}
+        await authorize(req, "store", "delete", value)
+        if (rejected := namespace_error(list(value["namespace"] or ()))) is not None:
+            return rejected
+        await ctx.storage.store.adelete(tuple(value["namespace"]), value["key"])
         return empty(204)
 
     async def search_items(req: ApiRequest) -> Any:
@@ -79,7 +91,13 @@ def register(router: Router, ctx: ServerContext) -> None:
             kwargs["query"] = body.query
         if body.refresh_ttl is not None:
             kwargs["refresh_ttl"] = body.refresh_ttl
-        items = await ctx.storage.store.asearch(tuple(body.namespace_prefix or ()), **kwargs)
+        value = {"namespace": tuple(body.namespace_prefix or ()), "filter": body.filter, "limit": body.limit,
+                 "offset": body.offset, "query": body.query, "refresh_ttl": body.refresh_ttl}  # fmt: skip
+        auth_filter = await authorize(req, "store", "search", value)
+        kwargs["filter"] = store_filter(body.filter, auth_filter)
+        if auth_filter and kwargs["filter"] is None:
+            return {"items": []}  # the query contradicts the caller's filter: nothing of theirs matches
+        items = await ctx.storage.store.asearch(tuple(value["namespace"] or ()), **kwargs)
         return {"items": [item_json(i) for i in items]}
 
     async def list_namespaces(req: ApiRequest) -> Any:
@@ -87,9 +105,13 @@ def register(router: Router, ctx: ServerContext) -> None:
         body = req.body(StoreNamespaces)
         if body.max_depth is not None and body.max_depth < 1:
             raise ApiError(422, "max_depth must be at least 1")
+        value = {"namespace": tuple(body.prefix) if body.prefix else None,
+                 "suffix": tuple(body.suffix) if body.suffix else None, "max_depth": body.max_depth,
+                 "limit": body.limit, "offset": body.offset}  # fmt: skip
+        await authorize(req, "store", "list_namespaces", value)
         namespaces = await ctx.storage.store.alist_namespaces(
-            prefix=tuple(body.prefix) if body.prefix else None,
-            suffix=tuple(body.suffix) if body.suffix else None,
+            prefix=tuple(value["namespace"]) if value["namespace"] else None,
+            suffix=tuple(value["suffix"]) if value["suffix"] else None,
             max_depth=body.max_depth,
             limit=body.limit,
             offset=body.offset,

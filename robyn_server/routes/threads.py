@@ -6,18 +6,22 @@ from typing import Any
 
 from langchain_core.utils.uuid import uuid7
 
+from robyn_server.auth.authorize import authorize, filtered_search, visible
+from robyn_server.auth.context import bind_iterator
 from robyn_server.checkpoints import copy_thread_checkpoints
 from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
 from robyn_server.http import ApiRequest, JsonResponse, Router, StreamResponse, empty, validate_uuid
 from robyn_server.routes.common import pagination_headers, select_fields
 from robyn_server.runs.manager import now
+from robyn_server.runs.recovery import parse_ttl, prune_threads, set_thread_ttl
 from robyn_server.runs.service import new_thread
 from robyn_server.schemas import (
     ThreadCount,
     ThreadCreate,
     ThreadHistory,
     ThreadPatch,
+    ThreadPrune,
     ThreadSearch,
     ThreadStateCheckpoint,
     ThreadStateUpdate,
@@ -63,11 +67,19 @@ def thread_stream_modes(raw: str | None) -> frozenset[str] | None:
     return frozenset(keep)
 
 
+def _check_ttl(raw: Any) -> None:
+    try:
+        parse_ttl(raw)
+    except ValueError as exc:
+        raise ApiError(422, str(exc))
+
+
 def register(router: Router, ctx: ServerContext) -> None:
-    async def get_thread_record(req: ApiRequest) -> dict[str, Any]:
+    async def get_thread_record(req: ApiRequest, action: str = "read", **value: Any) -> dict[str, Any]:
         thread_id = req.uuid_param("thread_id", "thread")
+        filters = await authorize(req, "threads", action, {"thread_id": thread_id, **value})
         thread = await ctx.storage.thread_get(thread_id)
-        if thread is None:
+        if thread is None or not visible(thread, filters):  # another user's thread: 404 as if missing
             raise ApiError(404, f"Thread with ID {thread_id} not found")
         return thread
 
@@ -86,17 +98,22 @@ def register(router: Router, ctx: ServerContext) -> None:
         """Create a thread."""
         body = req.body(ThreadCreate)
         if body.ttl is not None:
-            raise ApiError(422, "Thread TTL is not supported by this server yet")
+            _check_ttl(body.ttl)
         if body.supersteps:
             raise ApiError(422, "Creating a thread from supersteps is not supported by this server yet")
         thread_id = validate_uuid(body.thread_id, "thread") if body.thread_id else str(uuid7())
+        value = {"thread_id": thread_id, "metadata": dict(body.metadata or {}), "if_exists": body.if_exists,
+                 "ttl": body.ttl}  # fmt: skip
+        filters = await authorize(req, "threads", "create", value)
         existing = await ctx.storage.thread_get(thread_id)
         if existing is not None:
-            if body.if_exists == "do_nothing":
+            if body.if_exists == "do_nothing" and visible(existing, filters):
                 return existing
             raise ApiError(409, f"Thread with ID {thread_id} already exists")
-        thread = new_thread(thread_id, body.metadata)
+        thread = new_thread(thread_id, value["metadata"])
         await ctx.storage.thread_put(thread)
+        if body.ttl is not None:
+            await set_thread_ttl(ctx, thread_id, body.ttl)
         return thread
 
     async def search_threads(req: ApiRequest) -> Any:
@@ -105,8 +122,12 @@ def register(router: Router, ctx: ServerContext) -> None:
         if body.extract:
             raise ApiError(422, "'extract' is not supported by this server yet")
         ids = [validate_uuid(i, "thread") for i in body.ids] if body.ids else None
-        items, total = await ctx.storage.thread_search(
-            ids=ids, metadata=body.metadata, values=body.values, status=body.status, limit=body.limit,
+        value = {"metadata": body.metadata, "values": body.values, "status": body.status, "limit": body.limit,
+                 "offset": body.offset}  # fmt: skip
+        filters = await authorize(req, "threads", "search", value)
+        items, total = await filtered_search(
+            ctx.storage.thread_search, filters, ids=ids, metadata=body.metadata, values=body.values,
+            status=body.status, limit=body.limit,
             offset=body.offset, sort_by=body.sort_by or "created_at", sort_order=body.sort_order or "desc",
         )  # fmt: skip
         headers = pagination_headers(body.offset, len(items), total)
@@ -115,22 +136,31 @@ def register(router: Router, ctx: ServerContext) -> None:
     async def count_threads(req: ApiRequest) -> Any:
         """Count threads matching the filters."""
         body = req.body(ThreadCount)
-        _, total = await ctx.storage.thread_search(
-            ids=None, metadata=body.metadata, values=body.values, status=body.status, limit=0, offset=0,
+        value = {"metadata": body.metadata, "values": body.values, "status": body.status, "limit": 0, "offset": 0}
+        filters = await authorize(req, "threads", "search", value)
+        _, total = await filtered_search(
+            ctx.storage.thread_search, filters, ids=None, metadata=body.metadata, values=body.values,
+            status=body.status, limit=0, offset=0,
             sort_by="created_at", sort_order="desc",
         )  # fmt: skip
         return total
 
     async def read_thread(req: ApiRequest) -> Any:
-        """Get a thread."""
-        return await get_thread_record(req)
+        """Get a thread (`?include=ttl` adds its `ttl`: strategy, minutes and expiry, or null)."""
+        thread = await get_thread_record(req)
+        include = {part.strip() for part in (req.query("include") or "").split(",")}
+        if "ttl" in include:
+            ttl = await ctx.storage.thread_get_ttl(thread["thread_id"])
+            thread = {**thread, "ttl": ttl}
+        return thread
 
     async def patch_thread(req: ApiRequest) -> Any:
         """Merge metadata into a thread."""
-        thread = await get_thread_record(req)
         body = req.body(ThreadPatch)
+        thread = await get_thread_record(req, "update", metadata=body.metadata)
         if body.ttl is not None:
-            raise ApiError(422, "Thread TTL is not supported by this server yet")
+            _check_ttl(body.ttl)
+            await set_thread_ttl(ctx, thread["thread_id"], body.ttl)
         fields: dict[str, Any] = {"updated_at": now()}
         if body.metadata is not None:
             fields["metadata"] = {**(thread.get("metadata") or {}), **body.metadata}
@@ -141,7 +171,7 @@ def register(router: Router, ctx: ServerContext) -> None:
 
     async def delete_thread(req: ApiRequest) -> Any:
         """Delete a thread, cancelling its runs and removing its checkpoints."""
-        thread = await get_thread_record(req)
+        thread = await get_thread_record(req, "delete")
         for handle in ctx.runs.inflight(thread["thread_id"]):
             await ctx.runs.cancel(handle, "interrupt")
         await ctx.storage.thread_delete(thread["thread_id"])
@@ -151,7 +181,9 @@ def register(router: Router, ctx: ServerContext) -> None:
     async def copy_thread(req: ApiRequest) -> Any:
         """Copy a thread with its checkpoints into a new thread."""
         source = await get_thread_record(req)
-        copy = new_thread(str(uuid7()), dict(source.get("metadata") or {}))
+        copy_value = {"thread_id": str(uuid7()), "metadata": dict(source.get("metadata") or {})}
+        await authorize(req, "threads", "create", copy_value)
+        copy = new_thread(copy_value["thread_id"], copy_value["metadata"])
         await ctx.storage.thread_put(copy)
         await copy_thread_checkpoints(ctx.storage.checkpointer, source["thread_id"], copy["thread_id"])
         if source.get("values") is not None:
@@ -182,7 +214,7 @@ def register(router: Router, ctx: ServerContext) -> None:
 
     async def update_state(req: ApiRequest) -> Any:
         """Write values into the thread's state as a new checkpoint."""
-        thread = await get_thread_record(req)
+        thread = await get_thread_record(req, "update")
         body = req.body(ThreadStateUpdate)
         inflight = ctx.runs.inflight(thread["thread_id"])
         if inflight:
@@ -252,10 +284,20 @@ def register(router: Router, ctx: ServerContext) -> None:
         log = ctx.runs.thread_log(thread["thread_id"])
         start = log.start_index(last_event_id, replay=False)
         chunks = log.read(start, heartbeat_seconds=ctx.settings.heartbeat_seconds, modes=modes)
-        return StreamResponse(chunks)
+        return StreamResponse(bind_iterator(chunks))
+
+    async def prune(req: ApiRequest) -> Any:
+        """Delete threads (`delete`) or drop all but their latest checkpoint (`keep_latest`)."""
+        body = req.body(ThreadPrune)
+        thread_ids = [validate_uuid(t, "thread") for t in body.thread_ids]
+        filters = await authorize(req, "threads", "delete", {"thread_ids": thread_ids})
+        if filters:
+            thread_ids = [t for t in thread_ids if visible(await ctx.storage.thread_get(t), filters)]
+        return {"pruned_count": await prune_threads(ctx, thread_ids, body.strategy)}
 
     tags = ["threads"]
     router.add("POST", "/threads", create_thread, tags=tags, body_model=ThreadCreate)
+    router.add("POST", "/threads/prune", prune, tags=tags, body_model=ThreadPrune)
     router.add("POST", "/threads/search", search_threads, tags=tags, body_model=ThreadSearch)
     router.add("POST", "/threads/count", count_threads, tags=tags, body_model=ThreadCount)
     router.add("GET", "/threads/:thread_id", read_thread, tags=tags)

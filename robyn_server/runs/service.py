@@ -11,6 +11,9 @@ import langgraph.version
 from langchain_core.utils.uuid import uuid7
 
 from robyn_server import __version__
+from robyn_server.auth.authorize import visible
+from robyn_server.auth.context import get_current_user, user_config
+from robyn_server.auth.runs import authorize_run
 from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
 from robyn_server.routes.assistants import resolve_assistant_ref
@@ -67,6 +70,7 @@ def _run_config(
             "user_id": "",
         }
     )
+    configurable.update(user_config(get_current_user()))  # the caller, its permissions and raw token
     checkpoint = getattr(body, "checkpoint", None)
     if checkpoint is not None:
         configurable.update(checkpoint.model_dump(exclude_none=True, exclude={"thread_id"}))
@@ -108,19 +112,22 @@ async def create_run(
     assistant = await resolve_assistant_ref(ctx, body.assistant_id)
     if assistant is None or assistant["graph_id"] not in ctx.registry:
         raise ApiError(404, NOT_FOUND_DETAIL)
+    run_auth = await authorize_run(body, assistant, None if stateless else thread_id)
 
     temporary = False
     if stateless:
         thread_id = str(uuid7())
-        thread = new_thread(thread_id, {})
+        thread = new_thread(thread_id, run_auth.thread_metadata)
         await ctx.storage.thread_put(thread)
         temporary = body.on_completion == "delete"
     else:
         assert thread_id is not None
         thread = await ctx.storage.thread_get(thread_id)
+        if thread is not None and not visible(thread, run_auth.filters):
+            raise ApiError(404, NOT_FOUND_DETAIL)
         if thread is None:
             if isinstance(body, RunCreateStateful) and body.if_not_exists == "create":
-                thread = new_thread(thread_id, {})
+                thread = new_thread(thread_id, run_auth.thread_metadata)
                 await ctx.storage.thread_put(thread)
             else:
                 raise ApiError(404, NOT_FOUND_DETAIL)
@@ -135,7 +142,7 @@ async def create_run(
     metadata = {
         **(assistant.get("metadata") or {}),
         **thread_metadata,
-        **(body.metadata or {}),
+        **run_auth.metadata,
         "graph_id": assistant["graph_id"],
         "assistant_id": assistant["assistant_id"],
     }
