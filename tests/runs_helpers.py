@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-TRANSCRIPTS = Path("/work/shared/reference/transcripts")
+TRANSCRIPTS = Path(__file__).resolve().parent / "transcripts"
 AGENT_INPUT = {"messages": [{"role": "user", "content": "weather in sf?"}]}
 ANSWER = "The weather in sf is sunny."
 BOOM = {"error": "ValueError", "message": "boom: deliberate failure"}
