@@ -394,6 +394,7 @@ def reference_versions(env: Path) -> dict[str, str]:
     return dict(item.split("=", 1) for item in out.stdout.split())
 
 
+ONLY_SCENARIOS: set[str] = set()  # --scenarios c50,long_2000,open: run only these
 ROBYN_ENV: dict[str, str] = {}  # --robyn-env KEY=VALUE: settings for this server only (e.g. N_JOBS_PER_WORKER)
 
 
@@ -795,6 +796,8 @@ async def bench_target(
     try:
         await warm_up(target)
         for scen in scenarios(quick):
+            if ONLY_SCENARIOS and scen.name not in ONLY_SCENARIOS:
+                continue
             profiler = None
             if profile_dir and name == "robyn" and scen.name in ("c50", "long_2000"):
                 if scen.name == "long_2000":  # one 2,000-token run is too short to sample well
@@ -807,7 +810,7 @@ async def bench_target(
                 print(row["profile"], file=sys.stderr)
             results.append(row)
             log(row)
-        levels = [1000] if quick else [1000, 250, 100]
+        levels = [] if ONLY_SCENARIOS and "open" not in ONLY_SCENARIOS else [1000] if quick else [1000, 250, 100]
         for i, n in enumerate(levels):
             if i:  # a fresh server, so runs left over from the level that failed do not count against this one
                 await target.stop()
@@ -889,7 +892,9 @@ def main() -> int:
     parser.add_argument(
         "--robyn-env", action="append", default=[], metavar="KEY=VALUE", help="environment for this server only"
     )
+    parser.add_argument("--scenarios", help="comma-separated names to run: seq_1,c10,c50,react_c10,long_2000,open")
     args = parser.parse_args()
+    ONLY_SCENARIOS.update(s for s in (args.scenarios or "").split(",") if s)
     ROBYN_ENV.update(item.split("=", 1) for item in args.robyn_env)
     try:
         import uvloop

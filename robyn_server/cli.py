@@ -49,7 +49,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("ROBYN_SERVER_SQLITE_PATH", "data/robyn_server.sqlite"),
         help="database file for --storage sqlite",
     )
-    parser.add_argument("--workers", type=int, default=1, help="Robyn worker threads")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("ROBYN_SERVER_WORKERS", "1")),
+        help="Robyn worker threads; each can hold about 256 waiting streams (env ROBYN_SERVER_WORKERS)",
+    )
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "WARNING"))
     return parser.parse_args(argv)
 
