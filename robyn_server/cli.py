@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=int,
-        default=int(os.environ.get("ROBYN_SERVER_WORKERS", "1")),
+        default=int(os.environ.get("ROBYN_SERVER_WORKERS", "4")),
         help="Robyn worker threads; each can hold about 256 waiting streams (env ROBYN_SERVER_WORKERS)",
     )
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "WARNING"))

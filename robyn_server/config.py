@@ -153,7 +153,7 @@ class Settings:
         return cls(
             max_body_bytes=_env_int("HTTP_MAX_REQUEST_BODY_BYTES", 300 * 1024 * 1024),
             heartbeat_seconds=_env_float("SSE_HEARTBEAT_SECONDS", 5.0),
-            max_concurrent_runs=_env_int("N_JOBS_PER_WORKER", 64),
+            max_concurrent_runs=_env_int("N_JOBS_PER_WORKER", 1024),
             resumable_stream_ttl_seconds=_env_float("RESUMABLE_STREAM_TTL_SECONDS", 120.0),
             run_timeout_seconds=_env_float("BG_JOB_TIMEOUT_SECS", 86400.0),
         )

@@ -31,8 +31,8 @@ NO_RUNS_TO_CANCEL = (
 MESSAGE_EVENTS = frozenset({"messages", "messages/metadata", "messages/partial", "messages/complete"})
 # Streams that cancel their run on disconnect write heartbeats this often, because Robyn only notices a gone
 # client when a write fails; a reader left un-pulled this long means the client went away.
-DISCONNECT_PROBE_SECONDS = 0.2
-DISCONNECT_STALL_SECONDS = 1.5
+DISCONNECT_PROBE_SECONDS = 1.0
+DISCONNECT_STALL_SECONDS = 3.0
 DISCONNECT_ERROR = {
     "error": "UserInterrupt",
     "message": "client disconnected from the run stream (on_disconnect=cancel)",

@@ -64,6 +64,8 @@ class StreamMapper:
         self.v1_messages = "messages" in self.requested and not self.tuple_messages
         self.wants_events = "events" in self.requested
         self._messages: dict[str, BaseMessageChunk | BaseMessage] = {}
+        self._metadata_obj: object = None
+        self._metadata_bytes = b"null"
         self.last_values: Any = None
         self.saw_values = False
 
@@ -89,7 +91,7 @@ class StreamMapper:
             self.saw_values = True
         if mode == "messages":
             if self.tuple_messages:
-                return ((self._name("messages", namespace), serde.dumps(chunk)),)
+                return ((self._name("messages", namespace), self._tuple_bytes(*chunk)),)
             if self.v1_messages:
                 return self._accumulate(*chunk)
             return ()
@@ -98,6 +100,13 @@ class StreamMapper:
         if mode == "debug" and isinstance(chunk, dict) and chunk.get("type") == "checkpoint":
             chunk = _with_checkpoint_refs(chunk)
         return ((self._name(mode, namespace), serde.dumps(chunk)),)
+
+    def _tuple_bytes(self, message: BaseMessage, metadata: dict[str, Any]) -> bytes:
+        """`[message, metadata]`; LangGraph passes one metadata dict for every token of a model call, so its
+        bytes are made once per call instead of once per token."""
+        if metadata is not self._metadata_obj:
+            self._metadata_obj, self._metadata_bytes = metadata, serde.dumps(metadata)
+        return b"[" + serde.dumps(message) + b"," + self._metadata_bytes + b"]"
 
     def _accumulate(self, message: BaseMessage, metadata: dict[str, Any]) -> list[Event]:
         events: list[Event] = []
