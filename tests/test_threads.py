@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -134,6 +135,20 @@ async def test_patch_merges_metadata_and_prefer_minimal(client, ahttp: httpx.Asy
     assert await client.threads.update(thread["thread_id"], metadata={"e": 5}, return_minimal=True) is None
     missing = await ahttp.patch(f"/threads/{uuid.uuid4()}", json={"metadata": {}})
     assert missing.status_code == 404
+
+
+async def test_concurrent_patches_of_distinct_keys_all_survive(ahttp: httpx.AsyncClient) -> None:
+    """The merge happens in storage, atomically: no PATCH overwrites another's key with a stale read."""
+    created = await ahttp.post("/threads", json={"metadata": {"base": True}})
+    thread_id = created.json()["thread_id"]
+    patches = 30
+    responses = await asyncio.gather(
+        *(ahttp.patch(f"/threads/{thread_id}", json={"metadata": {f"k{i}": i}}) for i in range(patches))
+    )
+    assert [r.status_code for r in responses] == [200] * patches
+    assert all(r.json()["metadata"][f"k{i}"] == i for i, r in enumerate(responses))
+    got = await ahttp.get(f"/threads/{thread_id}")
+    assert got.json()["metadata"] == {"base": True, **{f"k{i}": i for i in range(patches)}}
 
 
 async def test_delete_cascades_runs(client, ahttp: httpx.AsyncClient) -> None:

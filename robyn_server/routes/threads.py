@@ -162,9 +162,13 @@ def register(router: Router, ctx: ServerContext) -> None:
             _check_ttl(body.ttl)
             await set_thread_ttl(ctx, thread["thread_id"], body.ttl)
         fields: dict[str, Any] = {"updated_at": now()}
-        if body.metadata is not None:
-            fields["metadata"] = {**(thread.get("metadata") or {}), **body.metadata}
-        updated = await ctx.storage.thread_update(thread["thread_id"], fields)
+        if body.metadata is not None:  # as changed in place by the auth handler (which may stamp `owner`)
+            # merged in storage, atomically: concurrent PATCHes of different keys must not lose each other's
+            updated = await ctx.storage.thread_merge_metadata(thread["thread_id"], body.metadata, fields)
+        else:
+            updated = await ctx.storage.thread_update(thread["thread_id"], fields)
+        if updated is None:  # deleted since it was read
+            raise ApiError(404, f"Thread with ID {thread['thread_id']} not found")
         if (req.header("prefer") or "").strip().lower() == "return=minimal":
             return empty(204)
         return updated

@@ -187,16 +187,12 @@ async def create_run(
         "langsmith_session_name": None,
     }
     await ctx.storage.run_put(run)
-    thread_fields = {
-        "status": "busy",
-        "updated_at": created,
-        "metadata": {
-            **(thread.get("metadata") or {}),
-            "graph_id": assistant["graph_id"],
-            "assistant_id": assistant["assistant_id"],
-        },
-    }
-    await ctx.storage.thread_update(thread_id, thread_fields)
+    # merged in storage, so a concurrent PATCH /threads metadata change is not overwritten
+    await ctx.storage.thread_merge_metadata(
+        thread_id,
+        {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]},
+        {"status": "busy", "updated_at": created},
+    )
     handle = ctx.runs.submit(
         run, temporary=temporary, resumable=body.stream_resumable, after_seconds=body.after_seconds or 0
     )

@@ -88,6 +88,13 @@ class Storage(ABC):
     async def thread_update(self, thread_id: str, fields: dict[str, Any]) -> Record | None: ...
 
     @abstractmethod
+    async def thread_merge_metadata(
+        self, thread_id: str, patch: dict[str, Any], fields: dict[str, Any] | None = None
+    ) -> Record | None:
+        """Atomically set `fields` (never `metadata`) and merge `patch` into the stored metadata (top-level keys,
+        like `{**metadata, **patch}`), so concurrent merges of different keys all survive. None when missing."""
+
+    @abstractmethod
     async def thread_delete(self, thread_id: str) -> bool:
         """Delete the thread with its runs and checkpoints."""
 

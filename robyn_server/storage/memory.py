@@ -97,6 +97,18 @@ class MemoryStorage(Storage):
         found.update(fields)
         return dict(found)
 
+    async def thread_merge_metadata(
+        self, thread_id: str, patch: dict[str, Any], fields: dict[str, Any] | None = None
+    ) -> Record | None:
+        # No await between the read and the write, so no other task can interleave. A new metadata dict,
+        # never mutated in place: earlier snapshots handed out share the old one.
+        found = self._threads.get(thread_id)
+        if found is None:
+            return None
+        found.update({k: v for k, v in (fields or {}).items() if k != "metadata"})
+        found["metadata"] = {**(found.get("metadata") or {}), **patch}
+        return dict(found)
+
     async def thread_delete(self, thread_id: str) -> bool:
         existed = self._threads.pop(thread_id, None) is not None
         self._ttls.pop(thread_id, None)

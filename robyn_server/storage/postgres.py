@@ -214,8 +214,11 @@ class PostgresStorage(Storage):
             found = await self._fetch(conn, layout, query, [key])
         return found[0] if found else None
 
-    async def _merge(self, table: str, layout: Layout, key: str, fields: dict[str, Any]) -> Record | None:
-        """Read-modify-write under a row lock, so concurrent updates of one record never lose fields."""
+    async def _merge(
+        self, table: str, layout: Layout, key: str, fields: dict[str, Any], metadata: dict[str, Any] | None = None
+    ) -> Record | None:
+        """Read-modify-write under a row lock, so concurrent updates of one record never lose fields;
+        `metadata` is merged into the stored metadata."""
         query = sql.SQL("SELECT * FROM {t} WHERE {k} = %s FOR UPDATE").format(
             t=sql.Identifier(table), k=sql.Identifier(layout.key)
         )
@@ -225,6 +228,8 @@ class PostgresStorage(Storage):
                 return None
             record = found[0]
             record.update(fields)
+            if metadata is not None:
+                record["metadata"] = {**(record.get("metadata") or {}), **metadata}
             await self._upsert(conn, table, layout, record)
         return record
 
@@ -348,6 +353,30 @@ class PostgresStorage(Storage):
 
     async def thread_update(self, thread_id: str, fields: dict[str, Any]) -> Record | None:
         return await self._merge("threads", THREADS, thread_id, fields)
+
+    async def thread_merge_metadata(
+        self, thread_id: str, patch: dict[str, Any], fields: dict[str, Any] | None = None
+    ) -> Record | None:
+        """One `UPDATE ... SET metadata = metadata || patch` when every field lives in a typed column and the
+        row's doc already lists those keys; otherwise (a field kept in the doc) the row-locked read-modify-write."""
+        fields = {k: v for k, v in (fields or {}).items() if k != "metadata"}
+        cols, doc = THREADS.split({"thread_id": thread_id, **fields})
+        if not doc["rest"]:
+            sets = [sql.SQL("metadata = COALESCE(metadata, '{}'::jsonb) || %s")]
+            params: list[Any] = [_jsonb(patch)]
+            for name in fields:
+                value = cols[name]
+                sets.append(sql.SQL("{c} = %s").format(c=sql.Identifier(name)))
+                params.append(_jsonb(value) if THREADS.columns[name] == "json" and value is not None else value)
+            query = sql.SQL(
+                "UPDATE threads SET {sets} WHERE thread_id = %s AND (doc::jsonb -> 'keys') @> %s RETURNING *"
+            ).format(sets=sql.SQL(", ").join(sets))
+            params += [thread_id, Jsonb(["metadata", *fields])]
+            async with self._pool_or_fail.connection() as conn:
+                found = await self._fetch(conn, THREADS, query, params)
+            if found:
+                return found[0]
+        return await self._merge("threads", THREADS, thread_id, fields, metadata=patch)
 
     async def thread_delete(self, thread_id: str) -> bool:
         async with self._pool_or_fail.connection() as conn, conn.transaction():

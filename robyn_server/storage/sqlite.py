@@ -230,12 +230,17 @@ class SqliteStorage(Storage):
         found = await self._fetch(layout, f"SELECT * FROM {table} WHERE {layout.key} = ?", (key,))
         return found[0] if found else None
 
-    async def _merge(self, table: str, layout: Layout, key: str, fields: dict[str, Any]) -> Record | None:
+    async def _merge(
+        self, table: str, layout: Layout, key: str, fields: dict[str, Any], metadata: dict[str, Any] | None = None
+    ) -> Record | None:
+        """Read-modify-write in one locked write transaction; `metadata` is merged into the stored metadata."""
         async with self._write():
             found = await self._get(table, layout, key)
             if found is None:
                 return None
             found.update(fields)
+            if metadata is not None:
+                found["metadata"] = {**(found.get("metadata") or {}), **metadata}
             await self._upsert(table, layout, found)
             return found
 
@@ -354,6 +359,12 @@ class SqliteStorage(Storage):
 
     async def thread_update(self, thread_id: str, fields: dict[str, Any]) -> Record | None:
         return await self._merge("threads", THREADS, thread_id, fields)
+
+    async def thread_merge_metadata(
+        self, thread_id: str, patch: dict[str, Any], fields: dict[str, Any] | None = None
+    ) -> Record | None:
+        fields = {k: v for k, v in (fields or {}).items() if k != "metadata"}
+        return await self._merge("threads", THREADS, thread_id, fields, metadata=patch)
 
     async def thread_delete(self, thread_id: str) -> bool:
         async with self._write() as db:
