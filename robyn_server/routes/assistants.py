@@ -222,26 +222,26 @@ def register(router: Router, ctx: ServerContext) -> None:
         assistant = await get_assistant(ctx, req.path_params["assistant_id"], "update", metadata=body.metadata)
         if body.graph_id is not None and body.graph_id not in ctx.registry:
             raise graph_not_found(ctx, body.graph_id)
-        versions = await ctx.storage.assistant_versions(assistant["assistant_id"], None, 1, 0)
-        latest = max([v["version"] for v in versions] + [assistant["version"]])
-        updated = dict(assistant)
+        fields: dict[str, Any] = {}
         if body.graph_id is not None:
-            updated["graph_id"] = body.graph_id
+            fields["graph_id"] = body.graph_id
         if body.config is not None:
-            updated["config"] = body.config
+            fields["config"] = body.config
             if body.context is None:
-                updated["context"] = dict(body.config.get("configurable") or {})
+                fields["context"] = dict(body.config.get("configurable") or {})
         if body.context is not None:
-            updated["context"] = body.context
-        if body.metadata is not None:
-            updated["metadata"] = {**(assistant.get("metadata") or {}), **body.metadata}
+            fields["context"] = body.context
         if body.name is not None:
-            updated["name"] = body.name
+            fields["name"] = body.name
         if body.description is not None:
-            updated["description"] = body.description
-        updated["version"] = latest + 1
-        updated["updated_at"] = now()
-        await ctx.storage.assistant_add_version(updated)
+            fields["description"] = body.description
+        fields["updated_at"] = now()
+        # One atomic step in storage (read, next version number, metadata merge, write): concurrent PATCHes
+        # keep each other's metadata keys and get distinct versions. `body.metadata` as changed in place by
+        # the auth handler (which may stamp `owner`).
+        updated = await ctx.storage.assistant_patch(assistant["assistant_id"], fields, body.metadata)
+        if updated is None:  # deleted since it was read
+            raise ApiError(404, "Not Found")
         return updated
 
     async def delete_assistant(req: ApiRequest) -> Any:

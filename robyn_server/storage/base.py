@@ -16,6 +16,21 @@ from langgraph.store.base import BaseStore
 
 Record = dict[str, Any]
 
+# Keys `Storage.assistant_patch` never takes from `fields`: the id is fixed, the version is computed, and
+# metadata is merged from `metadata_patch`.
+_ASSISTANT_PATCH_FIXED = frozenset({"assistant_id", "version", "metadata"})
+
+
+def patched_assistant(
+    current: Record, fields: dict[str, Any], metadata_patch: dict[str, Any] | None, version: int
+) -> Record:
+    """The new version `assistant_patch` stores: a new dict (`current` and its metadata are left untouched)."""
+    updated = {**current, **{k: v for k, v in fields.items() if k not in _ASSISTANT_PATCH_FIXED}}
+    if metadata_patch is not None:
+        updated["metadata"] = {**(current.get("metadata") or {}), **metadata_patch}
+    updated["version"] = version
+    return updated
+
 
 class Storage(ABC):
     """Assistants, threads and runs, plus the LangGraph checkpointer and store that share their lifetime."""
@@ -52,6 +67,15 @@ class Storage(ABC):
     @abstractmethod
     async def assistant_add_version(self, assistant: Record) -> None:
         """Store `assistant` as its new current version (its `version` already incremented)."""
+
+    @abstractmethod
+    async def assistant_patch(
+        self, assistant_id: str, fields: dict[str, Any], metadata_patch: dict[str, Any] | None = None
+    ) -> Record | None:
+        """Atomically add a new version and make it current: the current assistant with `fields` set (never
+        `assistant_id`, `version` or `metadata`), `metadata_patch` merged into its metadata (top-level keys) and
+        `version` one above the highest stored version, so concurrent patches neither lose each other's keys nor
+        share a version number. Returns the new version; None when the assistant is missing."""
 
     @abstractmethod
     async def assistant_delete(self, assistant_id: str) -> bool: ...

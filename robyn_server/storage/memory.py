@@ -8,7 +8,7 @@ from typing import Any
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
-from robyn_server.storage.base import Record, Storage
+from robyn_server.storage.base import Record, Storage, patched_assistant
 from robyn_server.storage.filters import contains, sort_and_page
 
 
@@ -40,6 +40,21 @@ class MemoryStorage(Storage):
     async def assistant_add_version(self, assistant: Record) -> None:
         self._assistants[assistant["assistant_id"]] = dict(assistant)
         self._versions.setdefault(assistant["assistant_id"], []).append(dict(assistant))
+
+    async def assistant_patch(
+        self, assistant_id: str, fields: dict[str, Any], metadata_patch: dict[str, Any] | None = None
+    ) -> Record | None:
+        # No await between the read and the write, so no other task can interleave. A new record and a new
+        # metadata dict, never mutated in place: earlier snapshots and stored versions share the old ones.
+        found = self._assistants.get(assistant_id)
+        if found is None:
+            return None
+        versions = self._versions.setdefault(assistant_id, [])
+        latest = max([v["version"] for v in versions] + [found["version"]])
+        updated = patched_assistant(found, fields, metadata_patch, latest + 1)
+        self._assistants[assistant_id] = updated
+        versions.append(dict(updated))
+        return dict(updated)
 
     async def assistant_delete(self, assistant_id: str) -> bool:
         self._versions.pop(assistant_id, None)

@@ -20,7 +20,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Json, Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from robyn_server.storage.base import Record, Storage
+from robyn_server.storage.base import Record, Storage, patched_assistant
 from robyn_server.storage.errors import MigrationError, first_line
 from robyn_server.storage.filters import sort_and_page
 from robyn_server.storage.records import ASSISTANTS, RUNS, THREADS, Layout, json_text, to_utc
@@ -285,6 +285,26 @@ class PostgresStorage(Storage):
         async with self._pool_or_fail.connection() as conn, conn.transaction():
             await self._upsert(conn, "assistants", ASSISTANTS, assistant)
             await self._insert(conn, "assistant_versions", ASSISTANTS, assistant)
+
+    async def assistant_patch(
+        self, assistant_id: str, fields: dict[str, Any], metadata_patch: dict[str, Any] | None = None
+    ) -> Record | None:
+        """Read-modify-write under the assistant row's lock, so concurrent patches (from any process) run one
+        after another: each sees the previous one's metadata and the highest version so far."""
+        query = sql.SQL("SELECT * FROM assistants WHERE assistant_id = %s FOR UPDATE")
+        async with self._pool_or_fail.connection() as conn, conn.transaction():
+            found = await self._fetch(conn, ASSISTANTS, query, [assistant_id])
+            if not found:
+                return None
+            cur = await conn.execute(
+                "SELECT MAX(version) AS v FROM assistant_versions WHERE assistant_id = %s", (assistant_id,)
+            )
+            row = await cur.fetchone()
+            latest = max(int(row["v"]) if row and row["v"] is not None else 0, found[0].get("version") or 0)
+            updated = patched_assistant(found[0], fields, metadata_patch, latest + 1)
+            await self._upsert(conn, "assistants", ASSISTANTS, updated)
+            await self._insert(conn, "assistant_versions", ASSISTANTS, updated)
+        return updated
 
     async def assistant_delete(self, assistant_id: str) -> bool:
         async with self._pool_or_fail.connection() as conn, conn.transaction():

@@ -21,7 +21,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from robyn_server import serde
-from robyn_server.storage.base import Record, Storage
+from robyn_server.storage.base import Record, Storage, patched_assistant
 from robyn_server.storage.errors import MigrationError
 from robyn_server.storage.filters import contains, sort_and_page
 from robyn_server.storage.records import (
@@ -288,6 +288,23 @@ class SqliteStorage(Storage):
         async with self._write():
             await self._upsert("assistants", ASSISTANTS, assistant)
             await self._insert("assistant_versions", ASSISTANTS, assistant)
+
+    async def assistant_patch(
+        self, assistant_id: str, fields: dict[str, Any], metadata_patch: dict[str, Any] | None = None
+    ) -> Record | None:
+        async with self._write() as db:
+            found = await self._get("assistants", ASSISTANTS, assistant_id)
+            if found is None:
+                return None
+            async with db.execute(
+                "SELECT MAX(version) FROM assistant_versions WHERE assistant_id = ?", (assistant_id,)
+            ) as cur:
+                row = await cur.fetchone()
+            latest = max(int(row[0]) if row and row[0] is not None else 0, found.get("version") or 0)
+            updated = patched_assistant(found, fields, metadata_patch, latest + 1)
+            await self._upsert("assistants", ASSISTANTS, updated)
+            await self._insert("assistant_versions", ASSISTANTS, updated)
+            return updated
 
     async def assistant_delete(self, assistant_id: str) -> bool:
         async with self._write() as db:
