@@ -108,8 +108,6 @@ class RunManager:
         handle.not_before = time.monotonic() + (after_seconds or 0)
         self._handles[handle.run_id] = handle
         self._queues.setdefault(handle.thread_id, deque()).append(handle)
-        if after_seconds:
-            asyncio.get_running_loop().call_later(after_seconds, self._start_next, handle.thread_id)
         self._start_next(handle.thread_id)
         return handle
 
@@ -135,7 +133,11 @@ class RunManager:
             self._queues.pop(thread_id, None)
             return
         handle = queue[0]
-        if handle.not_before > time.monotonic():
+        wait = handle.not_before - time.monotonic()
+        if wait > 0:
+            # Not due yet (`after_seconds`). asyncio may fire a timer a little early, so always re-arm one
+            # rather than rely on the caller's: a run must never be left queued with nothing to start it.
+            asyncio.get_running_loop().call_later(wait, self._start_next, thread_id)
             return
         queue.popleft()
         self._active[thread_id] = handle
