@@ -106,17 +106,6 @@ class ShutdownWatcher:
         os._exit(0)
 
 
-def _env_number(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if not value:
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        fail(f"environment variable {name} must be a number, got {value!r}")
-        raise
-
-
 def check_sqlite(storage: Any) -> None:
     """Open the file once before serving, so a corrupt or locked database is one clear line, not a hang."""
     import sqlite3
@@ -137,6 +126,8 @@ def check_sqlite(storage: Any) -> None:
 
 def make_storage(args: argparse.Namespace) -> Any:
     """The storage backend named on the command line; unreachable databases stop the server here."""
+    from robyn_server.config import env_float, env_int
+
     if args.storage is None:
         args.storage = default_storage(os.environ)
     if args.storage not in STORAGE_KINDS:
@@ -149,8 +140,8 @@ def make_storage(args: argparse.Namespace) -> Any:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             fail(f"cannot create the folder for {path}: {exc.strerror}")
-        busy_ms = _env_number("ROBYN_SERVER_SQLITE_BUSY_TIMEOUT_MS", 10000)
-        storage = SqliteStorage(str(path), busy_timeout_ms=int(busy_ms))
+        busy_ms = env_int("ROBYN_SERVER_SQLITE_BUSY_TIMEOUT_MS", 10000)
+        storage = SqliteStorage(str(path), busy_timeout_ms=busy_ms)
         check_sqlite(storage)
         return storage
     if args.storage == "postgres":
@@ -168,8 +159,8 @@ def make_storage(args: argparse.Namespace) -> Any:
             fail(f"cannot connect to Postgres at {host}: {str(exc).strip().splitlines()[0]}")
         return PostgresStorage(
             dsn,
-            max_size=int(_env_number("ROBYN_SERVER_DB_POOL_SIZE", 10)),
-            pool_timeout=_env_number("ROBYN_SERVER_DB_POOL_TIMEOUT_SECONDS", 10.0),
+            max_size=env_int("ROBYN_SERVER_DB_POOL_SIZE", 10),
+            pool_timeout=env_float("ROBYN_SERVER_DB_POOL_TIMEOUT_SECONDS", 10.0),
         )
     from robyn_server.storage.memory import MemoryStorage
 
@@ -202,9 +193,11 @@ def main(argv: list[str] | None = None) -> None:
     from robyn.argument_parser import Config as RobynConfig
 
     from robyn_server.app import build_app, build_context
+    from robyn_server.runs.recovery import Upkeep
 
-    storage = make_storage(args)
     try:
+        Upkeep()  # read (and so check) the upkeep timings now, not inside the startup handler
+        storage = make_storage(args)
         ctx = build_context(config, settings, storage, api_url=f"http://{args.host}:{args.port}")
     except ConfigError as exc:
         fail(str(exc))

@@ -118,9 +118,10 @@ def apply_config_environment(config: ServerConfig) -> None:
         os.environ.setdefault(key, value)
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None or value == "":
+def env_int(name: str, default: int) -> int:
+    """An integer setting from the environment; a malformed value is a start-up error, never ignored."""
+    value = (os.environ.get(name) or "").strip()
+    if not value:
         return default
     try:
         return int(value)
@@ -128,9 +129,10 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"environment variable {name} must be an integer, got {value!r}")
 
 
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if value is None or value == "":
+def env_float(name: str, default: float) -> float:
+    """A number setting from the environment; a malformed value is a start-up error, never ignored."""
+    value = (os.environ.get(name) or "").strip()
+    if not value:
         return default
     try:
         return float(value)
@@ -151,9 +153,9 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
-            max_body_bytes=_env_int("HTTP_MAX_REQUEST_BODY_BYTES", 300 * 1024 * 1024),
-            heartbeat_seconds=_env_float("SSE_HEARTBEAT_SECONDS", 5.0),
-            max_concurrent_runs=_env_int("N_JOBS_PER_WORKER", 1024),
-            resumable_stream_ttl_seconds=_env_float("RESUMABLE_STREAM_TTL_SECONDS", 120.0),
-            run_timeout_seconds=_env_float("BG_JOB_TIMEOUT_SECS", 86400.0),
+            max_body_bytes=env_int("HTTP_MAX_REQUEST_BODY_BYTES", 300 * 1024 * 1024),
+            heartbeat_seconds=env_float("SSE_HEARTBEAT_SECONDS", 5.0),
+            max_concurrent_runs=env_int("N_JOBS_PER_WORKER", 1024),
+            resumable_stream_ttl_seconds=env_float("RESUMABLE_STREAM_TTL_SECONDS", 120.0),
+            run_timeout_seconds=env_float("BG_JOB_TIMEOUT_SECS", 86400.0),
         )

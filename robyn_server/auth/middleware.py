@@ -27,7 +27,7 @@ from robyn_server.auth.custom import authenticator, has_authorization_handlers, 
 from robyn_server.auth.policy import build_default_policy
 from robyn_server.auth.tokens import TokenError, TokenVerifier, VerifierSettings, describe_jwks_error
 from robyn_server.auth.users import ProxyUser, normalize_auth_result
-from robyn_server.config import ConfigError, ServerConfig
+from robyn_server.config import ConfigError, ServerConfig, env_float
 
 logger = logging.getLogger("robyn_server.auth")
 
@@ -55,16 +55,6 @@ def _env(name: str) -> str | None:
     return value.strip() if value and value.strip() else None
 
 
-def _env_float(name: str, default: float) -> float:
-    value = _env(name)
-    if value is None:
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise ConfigError(f"environment variable {name} must be a number, got {value!r}")
-
-
 def verifier_settings_from_env() -> VerifierSettings | None:
     """The Supabase JWT settings, or None when neither a secret nor a project URL is set.
 
@@ -90,16 +80,16 @@ def verifier_settings_from_env() -> VerifierSettings | None:
     audience = None if audience_raw == "*" else [a.strip() for a in audience_raw.split(",") if a.strip()]
     issuer_raw = _env("SUPABASE_JWT_ISSUER") or (url.rstrip("/") + "/auth/v1" if url else None)
     issuer = None if issuer_raw in (None, "*") else issuer_raw
-    max_bytes = int(_env_float("AUTH_MAX_TOKEN_BYTES", 8192))
+    max_bytes = int(env_float("AUTH_MAX_TOKEN_BYTES", 8192))
     return VerifierSettings(
         secret=secret,
         jwks_url=jwks_url,
         audience=audience,
         issuer=issuer,
-        leeway=_env_float("SUPABASE_JWT_LEEWAY_SECONDS", 0.0),
+        leeway=env_float("SUPABASE_JWT_LEEWAY_SECONDS", 0.0),
         max_token_bytes=max_bytes,
-        jwks_ttl_seconds=_env_float("SUPABASE_JWKS_TTL_SECONDS", 600.0),
-        jwks_min_refresh_seconds=_env_float("SUPABASE_JWKS_MIN_REFRESH_SECONDS", 5.0),
+        jwks_ttl_seconds=env_float("SUPABASE_JWKS_TTL_SECONDS", 600.0),
+        jwks_min_refresh_seconds=env_float("SUPABASE_JWKS_MIN_REFRESH_SECONDS", 5.0),
     )
 
 

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from robyn_server import serde
+from robyn_server.config import env_float
 from robyn_server.context import ServerContext
 from robyn_server.runs.manager import now
 from robyn_server.storage.base import Record
@@ -44,20 +45,13 @@ def crash_error(run_id: str) -> dict[str, str]:
     }
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name) or default)
-    except ValueError:
-        return default
-
-
 @dataclass
 class Upkeep:
     """Timings of the background loop (environment overrides exist for tests and tuning)."""
 
-    heartbeat_seconds: float = field(default_factory=lambda: _env_float("ROBYN_SERVER_HEARTBEAT_SECONDS", 5.0))
-    instance_timeout: float = field(default_factory=lambda: _env_float("ROBYN_SERVER_INSTANCE_TIMEOUT_SECONDS", 30.0))
-    ttl_sweep_seconds: float = field(default_factory=lambda: _env_float("ROBYN_SERVER_TTL_SWEEP_SECONDS", 60.0))
+    heartbeat_seconds: float = field(default_factory=lambda: env_float("ROBYN_SERVER_HEARTBEAT_SECONDS", 5.0))
+    instance_timeout: float = field(default_factory=lambda: env_float("ROBYN_SERVER_INSTANCE_TIMEOUT_SECONDS", 30.0))
+    ttl_sweep_seconds: float = field(default_factory=lambda: env_float("ROBYN_SERVER_TTL_SWEEP_SECONDS", 60.0))
 
 
 HOST = socket.gethostname()
