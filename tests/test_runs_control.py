@@ -206,18 +206,24 @@ def test_multitask_enqueue_runs_sequentially(http: httpx.Client) -> None:
     assert thread_status(http, tid) == "idle"
 
 
-def test_multitask_interrupt(http: httpx.Client) -> None:
+def _double_text(http: httpx.Client, strategy: str) -> tuple[str, str, str, str]:
+    """A thread with one run ticking and one queued, then a third run with `strategy`, joined to its end."""
     tid = new_thread(http)
     first = start_slow(http, tid, 0.3)
     queued = start_slow(http, tid, 0.3)
     wait_first_tick(http, tid)
     resp = http.post(
         f"/threads/{tid}/runs",
-        json={"assistant_id": "slow", "input": {"delay": 0.01, "count": 0}, "multitask_strategy": "interrupt"},
+        json={"assistant_id": "slow", "input": {"delay": 0.01, "count": 0}, "multitask_strategy": strategy},
     )
     assert resp.status_code == 200
     new = resp.json()["run_id"]
     assert json.loads(http.get(f"/threads/{tid}/runs/{new}/join").content) == {"count": 3, "delay": 0.01}
+    return tid, first, queued, new
+
+
+def test_multitask_interrupt(http: httpx.Client) -> None:
+    tid, first, queued, new = _double_text(http, "interrupt")
     statuses = {r["run_id"]: r["status"] for r in http.get(f"/threads/{tid}/runs").json()}
     assert statuses == {first: "interrupted", queued: "interrupted", new: "success"}
     assert thread_status(http, tid) == "idle"
@@ -226,17 +232,7 @@ def test_multitask_interrupt(http: httpx.Client) -> None:
 
 
 def test_multitask_rollback(http: httpx.Client) -> None:
-    tid = new_thread(http)
-    first = start_slow(http, tid, 0.3)
-    queued = start_slow(http, tid, 0.3)
-    wait_first_tick(http, tid)
-    resp = http.post(
-        f"/threads/{tid}/runs",
-        json={"assistant_id": "slow", "input": {"delay": 0.01, "count": 0}, "multitask_strategy": "rollback"},
-    )
-    assert resp.status_code == 200
-    new = resp.json()["run_id"]
-    assert json.loads(http.get(f"/threads/{tid}/runs/{new}/join").content) == {"count": 3, "delay": 0.01}
+    tid, first, queued, new = _double_text(http, "rollback")
     assert run_ids(http, tid) == [new]
     for old in (first, queued):
         assert http.get(f"/threads/{tid}/runs/{old}").status_code == 404
