@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 
 from robyn import Request, Robyn
@@ -17,16 +18,35 @@ from robyn_server.http import Router
 from robyn_server.routes import assistants, meta, playground, runs, store, threads
 from robyn_server.runs.manager import RunManager
 from robyn_server.storage.base import Storage
+from robyn_server.streaming.bus import EventBus
 
 logger = logging.getLogger("robyn_server")
 
 
-def build_context(config: ServerConfig, settings: Settings, storage: Storage, api_url: str) -> ServerContext:
+def make_bus(settings: Settings) -> EventBus:
+    """Redis when `REDIS_URL` is set (several processes share runs), else the in-process bus."""
+    if settings.redis_url:
+        from robyn_server.streaming.redis_bus import RedisBus
+
+        prefix = os.environ.get("ROBYN_SERVER_REDIS_PREFIX", "robyn").strip() or "robyn"
+        return RedisBus(settings.redis_url, settings.resumable_stream_ttl_seconds, prefix=prefix)
+    return EventBus(settings.resumable_stream_ttl_seconds)
+
+
+def build_context(
+    config: ServerConfig, settings: Settings, storage: Storage, api_url: str, role: str = "all"
+) -> ServerContext:
     registry = GraphRegistry(storage)
     registry.load(config.graphs, config.base_dir)
     cors.load_policy(config.http)  # bad CORS settings stop the server here, with a one-line ConfigError
     manager = RunManager(
-        storage, registry, max_concurrent=settings.max_concurrent_runs, timeout=settings.run_timeout_seconds
+        storage,
+        registry,
+        max_concurrent=settings.max_concurrent_runs,
+        timeout=settings.run_timeout_seconds,
+        bus=make_bus(settings),
+        max_attempts=settings.max_attempts,
+        executes=role != "api",
     )
     return ServerContext(config, settings, storage, registry, manager, api_url)
 
@@ -60,6 +80,7 @@ def build_app(
 
         try:
             await ctx.storage.setup()
+            await ctx.runs.bus.start()
             await assistants.ensure_system_assistants(ctx)
             await recover_at_startup(ctx)
         except Exception as exc:

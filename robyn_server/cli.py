@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 STORAGE_KINDS = ("memory", "sqlite", "postgres")
+ROLES = ("all", "api", "worker")
 
 
 def default_storage(environ: Mapping[str, str]) -> str:
@@ -56,6 +57,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Robyn worker threads; each can hold about 256 waiting streams (env ROBYN_SERVER_WORKERS)",
     )
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "WARNING"))
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=int(os.environ.get("ROBYN_SERVER_PROCESSES", "1")),
+        help="server processes on one port, each serving HTTP and executing runs; more than 1 needs "
+        "DATABASE_URL (Postgres) and REDIS_URL (env ROBYN_SERVER_PROCESSES)",
+    )
+    parser.add_argument(
+        "--role",
+        choices=ROLES,
+        default=os.environ.get("ROBYN_SERVER_ROLE", "all"),
+        help="all: serve HTTP and execute runs; api: serve HTTP only; worker: execute runs only, no HTTP "
+        "(api and worker need DATABASE_URL and REDIS_URL; env ROBYN_SERVER_ROLE)",
+    )
     return parser.parse_args(argv)
 
 
@@ -167,7 +182,36 @@ def make_storage(args: argparse.Namespace) -> Any:
     return MemoryStorage()
 
 
+def check_shared_setup(args: argparse.Namespace) -> None:
+    """Several processes, or split roles, share runs only through Postgres and Redis: say what is missing."""
+    if args.processes < 1:
+        fail("--processes must be at least 1")
+    if args.processes == 1 and args.role == "all":
+        return
+    what = f"--processes {args.processes}" if args.processes > 1 else f"--role {args.role}"
+    missing = []
+    if default_storage(os.environ) != "postgres" or (args.storage not in (None, "postgres")):
+        missing.append("DATABASE_URL=postgresql://... (Postgres storage)")
+    if not (os.environ.get("REDIS_URL") or "").strip():
+        missing.append("REDIS_URL=redis://...")
+    if missing:
+        fail(f"{what} needs {' and '.join(missing)}: processes share runs only through Postgres and Redis")
+
+
+def check_redis(url: str) -> None:
+    """An unreachable Redis stops the start with one line naming REDIS_URL."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        client.ping()
+        client.close()
+    except (redis.RedisError, ValueError) as exc:
+        fail(f"cannot connect to Redis at REDIS_URL: {str(exc).strip().splitlines()[0] if str(exc) else exc}")
+
+
 def main(argv: list[str] | None = None) -> None:
+    raw_argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Robyn parses sys.argv on import: hide our flags from it.
@@ -188,7 +232,15 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(exc))
         return
 
-    ensure_port_free(args.host, args.port)
+    check_shared_setup(args)
+    from robyn_server.supervisor import CHILD_ENV, supervise
+
+    if os.environ.get(CHILD_ENV) != "1" and args.role != "worker":
+        ensure_port_free(args.host, args.port)  # children bind the port their parent checked
+    if args.processes > 1:
+        supervise(raw_argv, args.processes)
+    if settings.redis_url:
+        check_redis(settings.redis_url)
 
     from robyn.argument_parser import Config as RobynConfig
 
@@ -198,9 +250,17 @@ def main(argv: list[str] | None = None) -> None:
     try:
         Upkeep()  # read (and so check) the upkeep timings now, not inside the startup handler
         storage = make_storage(args)
-        ctx = build_context(config, settings, storage, api_url=f"http://{args.host}:{args.port}")
+        ctx = build_context(config, settings, storage, api_url=f"http://{args.host}:{args.port}", role=args.role)
     except ConfigError as exc:
         fail(str(exc))
+        return
+
+    if args.role == "worker":
+        from robyn_server.worker import run_worker
+
+        print(f"robyn-server: worker for {', '.join(ctx.registry.graph_ids)} (storage: {args.storage})",
+              file=sys.stderr, flush=True)  # fmt: skip
+        asyncio.run(run_worker(ctx, settings.shutdown_grace_seconds))
         return
 
     robyn_config = RobynConfig()
@@ -209,8 +269,13 @@ def main(argv: list[str] | None = None) -> None:
     robyn_config.log_level = "WARN"
     robyn_config.disable_openapi = True
 
-    watcher = ShutdownWatcher()
-    watcher.on_shutdown.append(ctx.runs.shutdown)
+    grace = settings.shutdown_grace_seconds
+    watcher = ShutdownWatcher(grace_seconds=grace + 15.0)
+
+    async def drain_runs() -> None:
+        await ctx.runs.shutdown(grace)
+
+    watcher.on_shutdown.append(drain_runs)
 
     async def forget_instance() -> None:
         from robyn_server.runs.recovery import forget_this_instance

@@ -149,6 +149,9 @@ class Settings:
     max_concurrent_runs: int
     resumable_stream_ttl_seconds: float
     run_timeout_seconds: float
+    max_attempts: int = 3
+    shutdown_grace_seconds: float = 30.0
+    redis_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -158,4 +161,7 @@ class Settings:
             max_concurrent_runs=env_int("N_JOBS_PER_WORKER", 1024),
             resumable_stream_ttl_seconds=env_float("RESUMABLE_STREAM_TTL_SECONDS", 120.0),
             run_timeout_seconds=env_float("BG_JOB_TIMEOUT_SECS", 86400.0),
+            max_attempts=max(1, env_int("BG_JOB_MAX_RETRIES", 3)),
+            shutdown_grace_seconds=env_float("ROBYN_SERVER_SHUTDOWN_GRACE_SECONDS", 30.0),
+            redis_url=(os.environ.get("REDIS_URL") or "").strip() or None,
         )

@@ -117,7 +117,7 @@ def test_signal_stops_server(sig: signal.Signals) -> None:
 
 
 def test_signal_stops_server_with_running_run() -> None:
-    server = ServerProcess().start()
+    server = ServerProcess(env={"ROBYN_SERVER_SHUTDOWN_GRACE_SECONDS": "1"}).start()
     try:
         with httpx.Client(base_url=server.url, timeout=10) as c:
             thread_id = c.post("/threads", json={}).json()["thread_id"]

@@ -68,7 +68,8 @@ def test_sigkill_mid_run_is_recovered_at_startup(storage_env: dict[str, str | No
         assert http.get(f"/threads/{a}").json()["status"] == "busy"
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
 
-    second = ServerProcess(env=storage_env).start()
+    # one attempt allowed: a run the crash interrupted is failed, not resumed (resuming: test_engine_*)
+    second = ServerProcess(env={**storage_env, "BG_JOB_MAX_RETRIES": "1"}).start()
     try:
         with httpx.Client(base_url=second.url, timeout=30) as http:
             # the running runs failed with a clear error, at once
@@ -102,7 +103,7 @@ def test_sigkill_mid_run_is_recovered_at_startup(storage_env: dict[str, str | No
 
 
 def test_clean_stop_leaves_queued_runs_for_the_next_start(storage_env: dict[str, str | None]) -> None:
-    first = ServerProcess(env=storage_env).start()
+    first = ServerProcess(env={**storage_env, "ROBYN_SERVER_SHUTDOWN_GRACE_SECONDS": "0.5"}).start()
     with httpx.Client(base_url=first.url, timeout=30) as http:
         tid = http.post("/threads", json={}).json()["thread_id"]
         running = start_slow(http, tid, 30.0)
@@ -112,6 +113,11 @@ def test_clean_stop_leaves_queued_runs_for_the_next_start(storage_env: dict[str,
     second = ServerProcess(env=storage_env).start()
     try:
         with httpx.Client(base_url=second.url, timeout=30) as http:
+            # the run still going after the grace period was handed back and resumes as attempt 2
+            run = wait_for(lambda: (r := http.get(f"/threads/{tid}/runs/{running}").json())["status"] == "running"
+                           and r, "the handed-back run to resume")  # fmt: skip
+            assert run["kwargs"]["config"]["metadata"]["run_attempt"] == 2
+            assert http.post(f"/threads/{tid}/runs/{running}/cancel?wait=1").status_code == 200
             assert run_status(http, tid, running) == "interrupted"
             wait_for(lambda: run_status(http, tid, queued) == "success", "the queued run to finish")
             wait_for(lambda: http.get(f"/threads/{tid}").json()["status"] == "idle", "the thread to be idle")
@@ -120,7 +126,7 @@ def test_clean_stop_leaves_queued_runs_for_the_next_start(storage_env: dict[str,
 
 
 def test_live_peer_takes_over_a_killed_peers_runs(postgres_dsn: str) -> None:
-    env = {"ROBYN_SERVER_STORAGE": "postgres", "DATABASE_URL": postgres_dsn, **FAST_UPKEEP}
+    env = {"ROBYN_SERVER_STORAGE": "postgres", "DATABASE_URL": postgres_dsn, "BG_JOB_MAX_RETRIES": "1", **FAST_UPKEEP}
     survivor = ServerProcess(env=env).start()
     victim = ServerProcess(env=env).start()
     try:

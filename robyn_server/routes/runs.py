@@ -73,7 +73,8 @@ def register(router: Router, ctx: ServerContext) -> None:
 
     async def _cancel_gone(handle: RunHandle) -> None:
         if not handle.log.closed and handle.cancel_action is None:
-            await ctx.runs.cancel(handle, "interrupt", error=DISCONNECT_ERROR)
+            handle.cancel_action = "interrupt"
+            await ctx.runs.cancel(handle.run_id, "interrupt", error=DISCONNECT_ERROR)
 
     def _watch(handle: RunHandle, progress: ReaderProgress) -> None:
         """Cancel the run once its reader stays un-pulled (the client is gone); re-check while it streams."""
@@ -92,7 +93,9 @@ def register(router: Router, ctx: ServerContext) -> None:
             heartbeat = min(heartbeat, DISCONNECT_PROBE_SECONDS)
             on_close = lambda: _cancel_later(handle)  # noqa: E731
             loop.call_later(DISCONNECT_PROBE_SECONDS, _watch, handle, progress)
-        chunks = handle.log.read(start, heartbeat_seconds=heartbeat, modes=modes, on_close=on_close, progress=progress)
+        token, handle.token = (handle.token if start == 0 else None), None
+        chunks = handle.log.read(start, heartbeat_seconds=heartbeat, modes=modes, on_close=on_close, progress=progress,
+                                 token=token)  # fmt: skip
         return StreamResponse(bind_iterator(chunks), headers=headers or {})  # the body sees the caller
 
     def wait_body(handle: RunHandle) -> Iterator[bytes]:
@@ -102,6 +105,7 @@ def register(router: Router, ctx: ServerContext) -> None:
         yield serde.dumps(handle.result if handle.result is not None else {})
 
     def wait_response(handle: RunHandle, location: str, content_location: str) -> StreamResponse:
+        handle.release()
         return StreamResponse(
             bind_iterator(wait_body(handle)),
             headers={"Location": location, "Content-Location": content_location},
@@ -131,6 +135,7 @@ def register(router: Router, ctx: ServerContext) -> None:
     async def background_run(req: ApiRequest) -> Any:
         """Create a run on a thread in the background."""
         thread_id, handle, _ = await _stateful(req)
+        handle.release()
         return JsonResponse(handle.run, headers={"Content-Location": _run_location(thread_id, handle.run_id)})
 
     # ------------------------------------------------------------------ stateless creates
@@ -155,6 +160,7 @@ def register(router: Router, ctx: ServerContext) -> None:
     async def background_stateless(req: ApiRequest) -> Any:
         """Create a run on a temporary thread in the background."""
         handle = await _stateless(req)
+        handle.release()
         return JsonResponse(handle.run, headers={"Content-Location": f"/runs/{handle.run_id}"})
 
     async def batch_stateless(req: ApiRequest) -> Any:
@@ -164,6 +170,8 @@ def register(router: Router, ctx: ServerContext) -> None:
             raise ApiError(422, "Expected a JSON array of run creation payloads")
         bodies = [validate(RunCreateStateless, item) for item in payload]
         handles = [await create_run(ctx, body, thread_id=None) for body in bodies]
+        for handle in handles:
+            handle.release()
         return [h.run for h in handles]
 
     # ------------------------------------------------------------------ reads
@@ -217,7 +225,7 @@ def register(router: Router, ctx: ServerContext) -> None:
         if run is None:
             frame = encode_frame("error", serde.dumps({"error": "HTTPException", "message": "404: Run not found"}))
             return StreamResponse(iter([frame]))
-        handle = ctx.runs.handle(run_id)
+        handle = await ctx.runs.find(run)
         if handle is None or (handle.log.closed and not handle.log.resumable):
             return StreamResponse(iter(()))
         last_event_id = req.header("last-event-id")
@@ -235,7 +243,7 @@ def register(router: Router, ctx: ServerContext) -> None:
             return JsonResponse(
                 {"__error__": {"error": "HTTPException", "message": "404: Run not found"}}, headers=headers
             )
-        handle = ctx.runs.handle(run_id)
+        handle = await ctx.runs.find(run)
         if handle is None:
             thread = await ctx.storage.thread_get(thread_id)
             return JsonResponse((thread or {}).get("values") or {}, headers=headers)
@@ -247,11 +255,12 @@ def register(router: Router, ctx: ServerContext) -> None:
         action = req.query("action", "interrupt") or "interrupt"
         if action not in ("interrupt", "rollback"):
             raise ApiError(422, "Invalid action: expected 'interrupt' or 'rollback'")
-        handle = ctx.runs.handle(run_id)
-        if run is None or run["status"] not in INFLIGHT or handle is None or handle.log.closed:
+        if run is None or run["status"] not in INFLIGHT:
             raise ApiError(404, NO_RUNS_TO_CANCEL)
-        await ctx.runs.cancel(handle, action)
-        if req.query_bool("wait"):
+        handle = await ctx.runs.find(run) if req.query_bool("wait") else None
+        if not await ctx.runs.cancel(run_id, action):
+            raise ApiError(404, NO_RUNS_TO_CANCEL)
+        if handle is not None:
             loc = _run_location(thread_id, run_id)
             return wait_response(handle, f"{loc}/join", loc)
         return empty(202)
@@ -275,11 +284,9 @@ def register(router: Router, ctx: ServerContext) -> None:
                                                              "status": body.status})  # fmt: skip
         if filters:
             runs = [r for r in runs if visible(await ctx.storage.thread_get(r["thread_id"]), filters)]
-        handles = [h for r in runs if (h := ctx.runs.handle(r["run_id"])) is not None and not h.log.closed]
-        if not handles and body.status is None:
+        cancelled = [r for r in runs if r["status"] in INFLIGHT and await ctx.runs.cancel(r["run_id"], action)]
+        if not cancelled and body.status is None:
             raise ApiError(404, NO_RUNS_TO_CANCEL)
-        for handle in handles:
-            await ctx.runs.cancel(handle, action)
         return empty(204)
 
     tags = ["runs"]

@@ -176,10 +176,10 @@ def register(router: Router, ctx: ServerContext) -> None:
     async def delete_thread(req: ApiRequest) -> Any:
         """Delete a thread, cancelling its runs and removing its checkpoints."""
         thread = await get_thread_record(req, "delete")
-        for handle in ctx.runs.inflight(thread["thread_id"]):
-            await ctx.runs.cancel(handle, "interrupt")
+        for run in await ctx.runs.inflight_runs(thread["thread_id"]):
+            await ctx.runs.cancel(run["run_id"], "interrupt")
         await ctx.storage.thread_delete(thread["thread_id"])
-        ctx.runs.forget_thread(thread["thread_id"])
+        await ctx.runs.forget_thread(thread["thread_id"])
         return empty(204)
 
     async def copy_thread(req: ApiRequest) -> Any:
@@ -220,9 +220,9 @@ def register(router: Router, ctx: ServerContext) -> None:
         """Write values into the thread's state as a new checkpoint."""
         thread = await get_thread_record(req, "update")
         body = req.body(ThreadStateUpdate)
-        inflight = ctx.runs.inflight(thread["thread_id"])
+        inflight = await ctx.runs.inflight_runs(thread["thread_id"])
         if inflight:
-            raise ApiError(409, f"Thread {thread['thread_id']} has in-flight runs: {[h.run_id for h in inflight]}")
+            raise ApiError(409, f"Thread {thread['thread_id']} has in-flight runs: {[r['run_id'] for r in inflight]}")
         checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else {}
         if body.checkpoint_id:
             checkpoint["checkpoint_id"] = body.checkpoint_id
@@ -246,7 +246,7 @@ def register(router: Router, ctx: ServerContext) -> None:
             "checkpoint_ns": conf.get("checkpoint_ns", ""),
             "checkpoint_id": conf["checkpoint_id"],
         }
-        ctx.runs.publish_thread_event(
+        await ctx.runs.publish_thread_event(
             thread["thread_id"], "state_update", {"checkpoint": ref, "values": snapshot_to_state(snapshot)["values"]}
         )
         return {"checkpoint": ref, "configurable": dict(ref), "checkpoint_id": conf["checkpoint_id"]}
@@ -285,7 +285,7 @@ def register(router: Router, ctx: ServerContext) -> None:
         last_event_id = req.header("last-event-id")
         if last_event_id and last_event_id.strip() != "-" and parse_event_id(last_event_id) is None:
             raise ApiError(422, "Invalid last-event-id: must be a valid Redis stream ID")
-        log = ctx.runs.thread_log(thread["thread_id"])
+        log = await ctx.runs.thread_log(thread["thread_id"])
         start = log.start_index(last_event_id, replay=False)
         chunks = log.read(start, heartbeat_seconds=ctx.settings.heartbeat_seconds, modes=modes)
         return StreamResponse(bind_iterator(chunks))

@@ -1,7 +1,14 @@
-"""The run manager: starts runs at once as background tasks, one at a time per thread, and owns their logs.
+"""The run engine of one process: claims runs from storage, executes them, records how they end.
 
-HTTP handlers create runs and read their event logs; they never run graphs themselves. A run's task is created
-with the context of the request that made it, so request-scoped values reach graph nodes and tools.
+Runs are claimed, not owned: storage decides atomically which run of a thread starts next (`run_start_next`,
+one transaction that locks the thread), so "one run at a time per thread", enqueue order, `reject` and
+cancellation hold across every process that shares the database. A process starts a thread's next run when
+it creates one (`submitted`), when one of its runs ends, when a delayed run becomes due, and when another
+process says so through the bus (`wake`). Events go to the bus, where any process reads them.
+
+Each run executes as two tasks: the graph task, which a cancel stops, and its supervisor, which is never
+cancelled by a client and records the outcome (retrying until storage takes it), so no run is left
+`running`, and no thread `busy`, by a cancel that lands at an awkward moment.
 """
 
 from __future__ import annotations
@@ -10,43 +17,75 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from robyn_server import serde
+from robyn_server.auth.context import AuthUser, set_current_user
 from robyn_server.checkpoints import drop_run_checkpoints
 from robyn_server.graphs import GraphRegistry
 from robyn_server.runs.driver import build_input, stream_graph
 from robyn_server.runs.errors import error_payload
 from robyn_server.storage.base import Record, Storage
+from robyn_server.streaming.bus import EventBus
 from robyn_server.streaming.event_log import EventLog
 from robyn_server.streaming.modes import StreamMapper
 
 logger = logging.getLogger("robyn_server.runs")
 
 INFLIGHT = ("pending", "running")
+# How long a cancel for a run that is not (yet) known here is remembered, for a run about to start here.
+EARLY_CANCEL_SECONDS = 60.0
+# Creators' contexts kept for queued runs (a run that starts on another process leaves its entry behind).
+MAX_KEPT_CONTEXTS = 10_000
 
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
+def run_attempt(run: Record) -> int:
+    return int((((run.get("kwargs") or {}).get("config") or {}).get("metadata") or {}).get("run_attempt") or 1)
+
+
 @dataclass(eq=False)
 class RunHandle:
-    """A run known to this process: its event log, task and outcome."""
+    """A run as a reader sees it: its record when found and the event log readers follow."""
 
     run: Record
     log: EventLog
-    context: contextvars.Context
-    temporary: bool = False
-    task: asyncio.Task[None] | None = None
+    cancel_action: str | None = None  # set once a cancel was sent from here (client disconnects)
+    token: int | None = None  # the creator's reservation of the log from its first event
+
+    def release(self) -> None:
+        """The creator will not stream this run's events (background and wait requests)."""
+        self.log.release(self.token)
+        self.token = None
+
+    @property
+    def run_id(self) -> str:
+        return self.run["run_id"]
+
+    @property
+    def thread_id(self) -> str:
+        return self.run["thread_id"]
+
+    @property
+    def result(self) -> Any:
+        return self.log.result
+
+
+@dataclass(eq=False)
+class Execution:
+    """A run executing in this process."""
+
+    run: Record
+    log: EventLog
+    task: asyncio.Task[tuple[str, bool, Any]] | None = None
+    supervisor: asyncio.Task[None] | None = None
     cancel_action: str | None = None
     cancel_error: dict[str, str] | None = None
-    not_before: float = 0.0
-    result: Any = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def run_id(self) -> str:
@@ -57,186 +96,296 @@ class RunHandle:
         return self.run["thread_id"]
 
 
+def context_for_run(run: Record) -> contextvars.Context:
+    """A context whose current user is the run's creator, for a run created by another process."""
+    configurable = ((run.get("kwargs") or {}).get("config") or {}).get("configurable") or {}
+    identity = configurable.get("langgraph_auth_user_id") or ""
+    context = contextvars.Context()
+    if identity:
+        user = AuthUser(
+            identity=identity,
+            permissions=tuple(configurable.get("langgraph_auth_permissions") or ()),
+            user=configurable.get("langgraph_auth_user"),
+        )
+        context.run(set_current_user, user)
+    return context
+
+
 class RunManager:
-    def __init__(self, storage: Storage, registry: GraphRegistry, *, max_concurrent: int, timeout: float) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        registry: GraphRegistry,
+        *,
+        max_concurrent: int,
+        timeout: float,
+        bus: EventBus | None = None,
+        max_attempts: int = 3,
+        executes: bool = True,
+    ) -> None:
         self.storage = storage
         self.registry = registry
+        self.bus = bus or EventBus()
         self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.executes = executes  # False for `--role api`: runs are left to the worker processes
         self._slots = asyncio.Semaphore(max_concurrent)
-        self._handles: dict[str, RunHandle] = {}
-        self._queues: dict[str, deque[RunHandle]] = {}
-        self._active: dict[str, RunHandle] = {}
-        self._finished: deque[RunHandle] = deque()
-        self._thread_logs: dict[str, EventLog] = {}
+        self._executing: dict[str, Execution] = {}
+        self._contexts: dict[str, contextvars.Context] = {}
+        self._early_cancels: dict[str, tuple[str, dict[str, str] | None, float]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self.bus.on_cancel = self._on_cancel
+        self.bus.on_wake = self.kick
+
+    @property
+    def me(self) -> str:
+        return self.storage.instance_id
 
     # ------------------------------------------------------------------------------- lookup
-    def handle(self, run_id: str) -> RunHandle | None:
-        return self._handles.get(run_id)
+    def executing(self, run_id: str) -> Execution | None:
+        return self._executing.get(run_id)
 
-    def thread_log(self, thread_id: str) -> EventLog:
-        """The thread-wide event log, created when first watched: every later run event of the thread,
-        `metadata` `run_done` markers and `state_update` events, always with ids."""
-        log = self._thread_logs.get(thread_id)
-        if log is None:
-            log = self._thread_logs[thread_id] = EventLog(resumable=True)
-            active = self._active.get(thread_id)
-            if active is not None:
-                active.log.mirror = log
-        return log
+    async def find(self, run: Record) -> RunHandle | None:
+        """A handle to read an existing run's events, or None when they are gone (finished, not resumable).
+        A run not yet finished is always followed, even before its first event (it may start elsewhere)."""
+        resumable = bool((run.get("kwargs") or {}).get("resumable"))
+        if run["status"] in INFLIGHT:
+            return RunHandle(run=run, log=await self.bus.run_reader(run["run_id"], resumable))
+        log = await self.bus.find_run(run["run_id"], resumable)
+        return None if log is None else RunHandle(run=run, log=log)
 
-    def publish_thread_event(self, thread_id: str, event: str, data: Any) -> None:
-        log = self._thread_logs.get(thread_id)
-        if log is not None:
-            log.append(event, serde.dumps(data))
+    async def inflight_runs(self, thread_id: str) -> list[Record]:
+        """The thread's `pending` and `running` runs, oldest first, wherever they execute."""
+        runs = [
+            run
+            for status in INFLIGHT
+            for run in await self.storage.run_list(thread_id, limit=10_000, offset=0, status=status)
+        ]
+        runs.sort(key=lambda r: r["created_at"])
+        return runs
 
-    def forget_thread(self, thread_id: str) -> None:
-        """End the thread stream of a deleted thread."""
-        log = self._thread_logs.pop(thread_id, None)
-        if log is not None:
-            log.close()
+    async def thread_log(self, thread_id: str) -> EventLog:
+        return await self.bus.thread_reader(thread_id)
 
-    def inflight(self, thread_id: str) -> list[RunHandle]:
-        active = self._active.get(thread_id)
-        queued = list(self._queues.get(thread_id, ()))
-        return ([active] if active else []) + queued
+    async def publish_thread_event(self, thread_id: str, event: str, data: Any) -> None:
+        await self.bus.publish_thread(thread_id, event, data)
+
+    async def forget_thread(self, thread_id: str) -> None:
+        await self.bus.forget_thread(thread_id)
 
     # ------------------------------------------------------------------------------- submit
-    def submit(self, run: Record, *, temporary: bool, resumable: bool, after_seconds: float = 0) -> RunHandle:
-        """Queue a stored `pending` run and start it now if its thread is free."""
-        handle = RunHandle(run=run, log=EventLog(resumable), context=contextvars.copy_context(), temporary=temporary)
-        handle.not_before = time.monotonic() + (after_seconds or 0)
-        self._handles[handle.run_id] = handle
-        self._queues.setdefault(handle.thread_id, deque()).append(handle)
-        self._start_next(handle.thread_id)
-        return handle
+    async def submitted(self, run: Record, *, resumable: bool) -> RunHandle:
+        """A run was just stored as `pending`: start its thread's next run if the thread is free here or
+        anywhere, and return the handle its creator streams from."""
+        # The creator's context (its identity and token) goes with the run when it starts here, now or later.
+        self._contexts[run["run_id"]] = contextvars.copy_context()
+        while len(self._contexts) > MAX_KEPT_CONTEXTS:  # runs that started on another process
+            del self._contexts[next(iter(self._contexts))]
+        await self.kick(run["thread_id"])
+        log = await self.bus.run_reader(run["run_id"], resumable)
+        return RunHandle(run=run, log=log, token=log.reserve())
 
-    def submit_stored(self, run: Record) -> RunHandle:
-        """Queue a `pending` run read back from storage (crash recovery), keeping what is left of its delay."""
-        existing = self._handles.get(run["run_id"])
-        if existing is not None:
-            return existing
-        kwargs = run.get("kwargs") or {}
-        delay = ((kwargs.get("config") or {}).get("configurable") or {}).get("__after_seconds__") or 0
-        created = run.get("created_at")
-        if delay and isinstance(created, datetime):
-            delay = max(0.0, delay - (now() - created).total_seconds())
-        return self.submit(
-            run, temporary=bool(kwargs.get("temporary")), resumable=bool(kwargs.get("resumable")), after_seconds=delay
-        )
+    async def kick(self, thread_id: str) -> None:
+        """Start the thread's next due run here, if no run of the thread is running anywhere."""
+        if self._closing:
+            return
+        if not self.executes:
+            await self.bus.wake(thread_id)
+            return
+        run, wake_at = await self.storage.run_start_next(thread_id, self.me, now())
+        if run is not None:
+            await self._start(run)
+        elif wake_at is not None:
+            self._arm_timer(thread_id, wake_at)
 
-    def _start_next(self, thread_id: str) -> None:
-        if self._closing or thread_id in self._active:
-            return
-        queue = self._queues.get(thread_id)
-        if not queue:
-            self._queues.pop(thread_id, None)
-            return
-        handle = queue[0]
-        wait = handle.not_before - time.monotonic()
-        if wait > 0:
-            # Not due yet (`after_seconds`). asyncio may fire a timer a little early, so always re-arm one
-            # rather than rely on the caller's: a run must never be left queued with nothing to start it.
-            asyncio.get_running_loop().call_later(wait, self._start_next, thread_id)
-            return
-        queue.popleft()
-        self._active[thread_id] = handle
-        handle.task = asyncio.get_running_loop().create_task(self._execute(handle), context=handle.context)
+    def _arm_timer(self, thread_id: str, at: datetime) -> None:
+        """Kick the thread when its delayed run is due; asyncio may fire a little early, so kick re-arms."""
+        old = self._timers.pop(thread_id, None)
+        if old is not None:
+            old.cancel()
+        delay = max(0.0, (at - now()).total_seconds()) + 0.005
+        loop = asyncio.get_running_loop()
+        self._timers[thread_id] = loop.call_later(delay, self._spawn_kick, thread_id)
+
+    def _spawn_kick(self, thread_id: str) -> None:
+        self._timers.pop(thread_id, None)
+        self._spawn(self._safe_kick(thread_id))
+
+    async def _safe_kick(self, thread_id: str) -> None:
+        try:
+            await self.kick(thread_id)
+        except Exception as exc:  # the database may be away; the upkeep loop kicks again later
+            logger.warning("could not start the next run of thread %s: %s", thread_id, exc)
+
+    def _spawn(self, coro: Any, context: contextvars.Context | None = None) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, context=context)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _start(self, run: Record) -> None:
+        kwargs = run["kwargs"]
+        log = await self.bus.run_writer(run["run_id"], bool(kwargs.get("resumable")), run["thread_id"])
+        execution = Execution(run=run, log=log)
+        self._executing[run["run_id"]] = execution
+        early = self._early_cancels.pop(run["run_id"], None)
+        if early is not None and time.monotonic() - early[2] < EARLY_CANCEL_SECONDS:
+            execution.cancel_action, execution.cancel_error = early[0], early[1]
+        execution.supervisor = self._spawn(self._supervise(execution))
 
     # ------------------------------------------------------------------------------- cancel
-    async def cancel(self, handle: RunHandle, action: str, error: dict[str, str] | None = None) -> None:
-        """Stop a run: a queued one is marked (or deleted on rollback), a running one is cancelled.
-
-        `error` is recorded as the thread's `error` (the reference's `UserInterrupt` on a client disconnect)."""
-        handle.cancel_action = action
-        handle.cancel_error = error
-        if handle.task is not None:
-            if not handle.task.done():
-                handle.task.cancel()
-            return
-        queue = self._queues.get(handle.thread_id)
-        if queue and handle in queue:
-            queue.remove(handle)
-        if action == "rollback":
-            await self.storage.run_delete(handle.run_id)
+    async def cancel(self, run_id: str, action: str, error: dict[str, str] | None = None) -> bool:
+        """Stop a run wherever it is: a pending one is marked (deleted on rollback) in storage, a running one
+        is cancelled by the process executing it. `error` becomes the thread's `error` (client disconnects).
+        False when the run is neither pending nor running."""
+        fields = None if action == "rollback" else {"status": "interrupted", "updated_at": now()}
+        stopped = await self.storage.run_cancel_pending(run_id, fields)
+        if stopped is not None:
+            self._contexts.pop(run_id, None)
+            await self.bus.end_run(run_id, None)
+            await self.publish_thread_event(stopped["thread_id"], "metadata", {"status": "run_done", "run_id": run_id})
+            if (stopped.get("kwargs") or {}).get("temporary"):
+                await self.storage.thread_delete(stopped["thread_id"])
+            else:
+                await self._finish_thread(stopped["thread_id"], error=False, result=None, cancel_error=error)
+            await self.kick(stopped["thread_id"])
+            return True
+        run = await self.storage.run_get(run_id)
+        if run is None or run["status"] not in INFLIGHT:
+            return False
+        if run_id in self._executing:
+            await self._on_cancel(run_id, action, error)
         else:
-            await self.storage.run_update(handle.run_id, {"status": "interrupted", "updated_at": now()})
-        await self._finish_thread(handle, error=False)
-        self._close(handle, result=None)
-        self._start_next(handle.thread_id)
+            await self.bus.send_cancel(run_id, action, error)
+        return True
 
-    async def wait(self, handle: RunHandle) -> Any:
-        await handle.done.wait()
-        return handle.result
+    async def _on_cancel(self, run_id: str, action: str, error: dict[str, str] | None) -> None:
+        """A cancel for a run that may execute here (from this process or through the bus)."""
+        execution = self._executing.get(run_id)
+        if execution is None:
+            self._early_cancels[run_id] = (action, error, time.monotonic())
+            self._forget_old_cancels()
+            return
+        if execution.cancel_action is None:
+            execution.cancel_action, execution.cancel_error = action, error
+        if execution.task is not None and not execution.task.done():
+            execution.task.cancel()
+
+    def _forget_old_cancels(self) -> None:
+        cutoff = time.monotonic() - EARLY_CANCEL_SECONDS
+        for run_id in [r for r, (_, _, at) in self._early_cancels.items() if at < cutoff]:
+            del self._early_cancels[run_id]
 
     # ------------------------------------------------------------------------------- execute
-    async def _execute(self, handle: RunHandle) -> None:
-        run_id = handle.run_id
-        kwargs = handle.run["kwargs"]
+    async def _supervise(self, execution: Execution) -> None:
+        """Run the graph task to its end, then record the outcome; never cancelled by a client."""
+        context = self._contexts.pop(execution.run_id, None) or context_for_run(execution.run)
+        execution.task = asyncio.get_running_loop().create_task(self._drive(execution), context=context)
+        if execution.cancel_action is not None:
+            execution.task.cancel()
+        await asyncio.wait({execution.task})
+        if execution.task.cancelled():  # cancelled before it began: nothing ran
+            status, errored, result = "interrupted", False, None
+        else:
+            status, errored, result = execution.task.result()
+        if execution.cancel_action == "requeue":
+            status = "pending"
+        await self._complete(execution, status, errored, result)
+
+    async def _drive(self, execution: Execution) -> tuple[str, bool, Any]:
+        """Execute the graph, appending its events to the run's log; returns (status, errored, result)."""
+        run = execution.run
+        run_id = run["run_id"]
+        kwargs = run["kwargs"]
         mapper = StreamMapper(kwargs["stream_mode"], kwargs.get("subgraphs", False))
-        status, errored, result = "success", False, None
+        log = execution.log
         try:
             async with self._slots:
-                await self.storage.run_update(run_id, {"status": "running", "updated_at": now()})
-                handle.log.mirror = self._thread_logs.get(handle.thread_id)
-                handle.log.append("metadata", serde.dumps({"run_id": run_id, "attempt": 1}))
+                attempt = run_attempt(run)
+                log.append("metadata", serde.dumps({"run_id": run_id, "attempt": attempt}))
                 config = kwargs["config"]
                 graph_id = config["configurable"]["graph_id"]
                 async with asyncio.timeout(self.timeout):
                     async with self.registry.graph(graph_id, config) as graph:
-                        async for event, data in stream_graph(graph, build_input(kwargs), config, kwargs, mapper):
-                            handle.log.append(event, data)
-            result = mapper.last_values if mapper.saw_values else None
+                        graph_input = build_input(kwargs)
+                        if attempt > 1 and await self._wrote_checkpoints(graph, config, run_id):
+                            graph_input = None  # a resumed attempt continues from its last checkpoint
+                        async for event, data in stream_graph(graph, graph_input, config, kwargs, mapper):
+                            log.append(event, data)
+            return "success", False, mapper.last_values if mapper.saw_values else None
         except asyncio.CancelledError:
-            status = "interrupted"
-            result = mapper.last_values if mapper.saw_values else None
+            return "interrupted", False, mapper.last_values if mapper.saw_values else None
         except TimeoutError as exc:
-            status, errored = "timeout", True
             result = {"__error__": error_payload(exc)}
-            handle.log.append("error", serde.dumps(result["__error__"]))
+            log.append("error", serde.dumps(result["__error__"]))
+            return "timeout", True, result
         except Exception as exc:
             logger.warning("run %s failed: %s: %s", run_id, type(exc).__name__, exc)
-            status, errored = "error", True
             result = {"__error__": error_payload(exc)}
-            handle.log.append("error", serde.dumps(result["__error__"]))
-        await self._complete(handle, status, errored, result)
+            log.append("error", serde.dumps(result["__error__"]))
+            return "error", True, result
 
-    async def _complete(self, handle: RunHandle, status: str, errored: bool, result: Any) -> None:
-        """Record the outcome, refresh the thread, close the log and start the thread's next run."""
+    @staticmethod
+    async def _wrote_checkpoints(graph: Any, config: dict[str, Any], run_id: str) -> bool:
+        thread_config = {"configurable": {"thread_id": config["configurable"]["thread_id"]}}
+        latest = await graph.checkpointer.aget_tuple(thread_config) if graph.checkpointer else None
+        return latest is not None and (latest.metadata or {}).get("run_id") == run_id
+
+    async def _complete(self, execution: Execution, status: str, errored: bool, result: Any) -> None:
+        """Record the outcome until storage takes it, then close the log and start the thread's next run."""
+        delay = 0.2
+        while True:
+            try:
+                await self._record_end(execution, status, errored, result)
+                break
+            except Exception as exc:
+                logger.warning(
+                    "could not record the end of run %s (%s: %s); retrying in %.1fs",
+                    execution.run_id, type(exc).__name__, exc, delay,
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        self._executing.pop(execution.run_id, None)
+        self.bus.finish_run(execution.run_id, execution.thread_id, execution.log, result, final=status != "pending")
         try:
-            self._active.pop(handle.thread_id, None)
-            if handle.cancel_action == "rollback":
-                await self.storage.run_delete(handle.run_id)
-                await drop_run_checkpoints(self.storage.checkpointer, handle.thread_id, handle.run_id)
+            await self.publish_thread_event(
+                execution.thread_id, "metadata", {"status": "run_done", "run_id": execution.run_id}
+            )
+            if status == "pending":
+                await self.bus.wake(execution.thread_id)  # handed back: another process takes it
             else:
-                await self.storage.run_update(handle.run_id, {"status": status, "updated_at": now()})
-            if handle.temporary:
-                await self.storage.thread_delete(handle.thread_id)
-            else:
-                await self._finish_thread(handle, error=errored and status == "error", result=result)
-        except Exception:
-            logger.exception("could not record the end of run %s", handle.run_id)
-        finally:
-            self._close(handle, result)
-            self._start_next(handle.thread_id)
+                await self.kick(execution.thread_id)
+        except Exception as exc:
+            logger.warning("could not start the next run of thread %s: %s", execution.thread_id, exc)
 
-    def _close(self, handle: RunHandle, result: Any) -> None:
-        handle.log.mirror = None
-        self.publish_thread_event(handle.thread_id, "metadata", {"status": "run_done", "run_id": handle.run_id})
-        handle.result = result
-        handle.log.close()
-        handle.done.set()
-        self._finished.append(handle)
-        self._forget_old()
+    async def _record_end(self, execution: Execution, status: str, errored: bool, result: Any) -> None:
+        run_id, thread_id = execution.run_id, execution.thread_id
+        if status == "pending":  # shutdown hands the run back: next attempt resumes from its last checkpoint
+            kwargs = dict(execution.run["kwargs"])
+            config = dict(kwargs["config"])
+            config["metadata"] = {**(config.get("metadata") or {}), "run_attempt": run_attempt(execution.run) + 1}
+            kwargs["config"] = config
+            await self.storage.run_update(run_id, {"status": "pending", "kwargs": kwargs, "updated_at": now()})
+            await self.storage.run_claim(run_id, self.me, None)  # type: ignore[arg-type]
+            return
+        if execution.cancel_action == "rollback":
+            await self.storage.run_delete(run_id)
+            await drop_run_checkpoints(self.storage.checkpointer, thread_id, run_id)
+        else:
+            await self.storage.run_update(run_id, {"status": status, "updated_at": now()})
+        if execution.run["kwargs"].get("temporary"):
+            await self.storage.thread_delete(thread_id)
+        else:
+            await self._finish_thread(
+                thread_id, error=errored and status == "error", result=result, cancel_error=execution.cancel_error
+            )
 
-    def _forget_old(self, keep: int = 1000) -> None:
-        while len(self._finished) > keep:
-            old = self._finished.popleft()
-            self._handles.pop(old.run_id, None)
-
-    async def _finish_thread(self, handle: RunHandle, *, error: bool, result: Any = None) -> None:
+    async def _finish_thread(
+        self, thread_id: str, *, error: bool, result: Any, cancel_error: dict[str, str] | None
+    ) -> None:
         """The reference's joint status: busy while runs remain, else error, interrupted or idle."""
-        thread_id = handle.thread_id
         thread = await self.storage.thread_get(thread_id)
         if thread is None:
             return
@@ -248,7 +397,7 @@ class RunManager:
                 {t.id: [{"id": i.id, "value": i.value} for i in t.interrupts] for t in state.tasks if t.interrupts}
             )
             fields["state_updated_at"] = fields["updated_at"]
-        if self.inflight(thread_id):
+        if await self.inflight_runs(thread_id):
             fields["status"] = "busy"
         elif error:
             fields["status"] = "error"
@@ -258,8 +407,8 @@ class RunManager:
             fields["status"] = "idle"
         if isinstance(result, dict) and "__error__" in result:
             fields["error"] = result["__error__"]
-        elif handle.cancel_error is not None:
-            fields["error"] = handle.cancel_error
+        elif cancel_error is not None:
+            fields["error"] = cancel_error
         elif "error" in thread or state is not None:
             fields["error"] = None
         await self.storage.thread_update(thread_id, fields)
@@ -275,10 +424,19 @@ class RunManager:
 
     # ------------------------------------------------------------------------------- shutdown
     async def shutdown(self, grace: float = 3.0) -> None:
-        """Cancel running runs and record them as interrupted; queued runs stay pending for the next start."""
+        """Stop taking runs, let running ones finish for `grace` seconds, then hand the rest back to the queue
+        (another process resumes them from their last checkpoint), and wait until that is recorded."""
         self._closing = True
-        tasks = [h.task for h in self._active.values() if h.task and not h.task.done()]
-        for task in tasks:
-            task.cancel()
+        for timer in self._timers.values():
+            timer.cancel()
+        running = list(self._executing.values())
+        tasks = [e.task for e in running if e.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=grace)
+        for execution in running:
+            if execution.task is not None and not execution.task.done():
+                execution.cancel_action = "requeue"
+                execution.task.cancel()
+        supervisors = [e.supervisor for e in running if e.supervisor is not None]
+        if supervisors:
+            await asyncio.wait(supervisors, timeout=10.0)

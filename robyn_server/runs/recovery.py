@@ -27,7 +27,7 @@ from typing import Any
 from robyn_server import serde
 from robyn_server.config import env_float
 from robyn_server.context import ServerContext
-from robyn_server.runs.manager import now
+from robyn_server.runs.manager import now, run_attempt
 from robyn_server.storage.base import Record
 from robyn_server.storage.prune import keep_latest_checkpoints
 
@@ -37,11 +37,12 @@ CRASH_ERROR = "ServerStoppedError"
 TTL_STRATEGIES = ("delete", "keep_latest")
 
 
-def crash_error(run_id: str) -> dict[str, str]:
+def crash_error(run_id: str, attempts: int = 1) -> dict[str, str]:
     return {
         "error": CRASH_ERROR,
-        "message": f"Run {run_id} did not finish: the server stopped while it was running (crash or kill). "
-        "It was marked as failed when the server started again; start a new run to retry.",
+        "message": f"Run {run_id} did not finish: the server stopped while it was running (crash or kill), "
+        f"{attempts} time(s), the most attempts allowed (BG_JOB_MAX_RETRIES). It was marked as failed; start a "
+        "new run to retry.",
     }
 
 
@@ -103,7 +104,7 @@ async def _settle_thread(ctx: ServerContext, thread_id: str, error: dict[str, st
             {t.id: [{"id": i.id, "value": i.value} for i in t.interrupts] for t in state.tasks if t.interrupts}
         )
         fields["state_updated_at"] = fields["updated_at"]
-    if ctx.runs.inflight(thread_id):
+    if await ctx.runs.inflight_runs(thread_id):
         fields["status"] = "busy"
     elif error is not None:
         fields["status"] = "error"
@@ -116,35 +117,55 @@ async def _settle_thread(ctx: ServerContext, thread_id: str, error: dict[str, st
     await ctx.storage.thread_update(thread_id, fields)
 
 
+def _next_attempt(run: Record) -> dict[str, Any]:
+    """The run's kwargs with `run_attempt` one higher (the `metadata` event of the next attempt says so)."""
+    kwargs = dict(run.get("kwargs") or {})
+    config = dict(kwargs.get("config") or {})
+    config["metadata"] = {**(config.get("metadata") or {}), "run_attempt": run_attempt(run) + 1}
+    kwargs["config"] = config
+    return kwargs
+
+
 async def recover_orphaned_runs(ctx: ServerContext, upkeep: Upkeep | None = None) -> dict[str, list[str]]:
-    """Fail orphaned `running` runs and re-queue orphaned `pending` ones here; returns the run ids of each."""
+    """Take over the runs of dead processes: a `running` one is resumed from its last checkpoint with its
+    attempt increased (or marked `error` after `BG_JOB_MAX_RETRIES` attempts), a `pending` one is started
+    when due. Threads with a due pending run and none running are started too (a lost wake-up)."""
     upkeep = upkeep or Upkeep()
     storage = ctx.storage
     me = storage.instance_id
     live = await _live_instances(ctx, upkeep.instance_timeout)
     failed: dict[str, dict[str, str]] = {}
-    requeued: list[Record] = []
+    requeued: list[str] = []
     touched: set[str] = set()
-    for run, owner in await storage.run_list_inflight():
+    inflight = await storage.run_list_inflight()
+    for run, owner in inflight:
         if owner in live or not await storage.run_claim(run["run_id"], owner, me):
             continue
         thread_id = run["thread_id"]
         touched.add(thread_id)
-        if run["status"] == "running":
+        if run["status"] != "running":
+            requeued.append(run["run_id"])
+            logger.warning("run %s was pending when its server stopped: queued again", run["run_id"])
+        elif run_attempt(run) < ctx.runs.max_attempts:
+            await storage.run_update(run["run_id"], {"status": "pending", "kwargs": _next_attempt(run),
+                                                     "updated_at": now()})  # fmt: skip
+            requeued.append(run["run_id"])
+            logger.warning("run %s was running when its server stopped: resumed, attempt %d", run["run_id"],
+                           run_attempt(run) + 1)  # fmt: skip
+        else:
             await storage.run_update(run["run_id"], {"status": "error", "updated_at": now()})
             if (run.get("kwargs") or {}).get("temporary"):
                 await storage.thread_delete(thread_id)
             else:
-                failed[thread_id] = crash_error(run["run_id"])
+                failed[thread_id] = crash_error(run["run_id"], run_attempt(run))
             logger.warning("run %s was running when its server stopped: marked as error", run["run_id"])
-        else:
-            requeued.append(run)
-    for run in requeued:
-        ctx.runs.submit_stored(run)
-        logger.warning("run %s was pending when its server stopped: queued again", run["run_id"])
+    running_threads = {run["thread_id"] for run, _ in inflight if run["status"] == "running"} - touched
+    waiting = {run["thread_id"] for run, _ in inflight if run["status"] == "pending"} - running_threads
     for thread_id in touched:
         await _settle_thread(ctx, thread_id, failed.get(thread_id))
-    return {"failed": sorted(failed), "requeued": [r["run_id"] for r in requeued]}
+    for thread_id in touched | waiting:
+        await ctx.runs.kick(thread_id)
+    return {"failed": sorted(failed), "requeued": requeued}
 
 
 async def settle_busy_threads(ctx: ServerContext, page: int = 100) -> list[str]:
@@ -160,7 +181,7 @@ async def settle_busy_threads(ctx: ServerContext, page: int = 100) -> list[str]:
         )  # fmt: skip
         for thread in threads:
             tid = thread["thread_id"]
-            if tid not in inflight_threads and not ctx.runs.inflight(tid):
+            if tid not in inflight_threads and not await ctx.runs.inflight_runs(tid):
                 await _settle_thread(ctx, tid, None)
                 settled.append(tid)
         if len(threads) < page:
@@ -197,10 +218,10 @@ async def set_thread_ttl(ctx: ServerContext, thread_id: str, raw: Any, at: datet
 
 async def delete_thread(ctx: ServerContext, thread_id: str) -> bool:
     """Cancel the thread's runs here, then delete it with its runs and checkpoints."""
-    for handle in ctx.runs.inflight(thread_id):
-        await ctx.runs.cancel(handle, "interrupt")
+    for run in await ctx.runs.inflight_runs(thread_id):
+        await ctx.runs.cancel(run["run_id"], "interrupt")
     existed = await ctx.storage.thread_delete(thread_id)
-    ctx.runs.forget_thread(thread_id)
+    await ctx.runs.forget_thread(thread_id)
     return existed
 
 

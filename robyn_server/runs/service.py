@@ -133,9 +133,6 @@ async def create_run(
                 raise ApiError(404, NOT_FOUND_DETAIL)
 
     strategy = body.multitask_strategy if isinstance(body, RunCreateStateful) else "enqueue"
-    previous = ctx.runs.inflight(thread_id)
-    if previous and strategy == "reject":
-        raise ApiError(409, BUSY_DETAIL)
 
     run_id = str(uuid7())
     thread_metadata = {k: v for k, v in (thread.get("metadata") or {}).items() if k not in _SERVER_METADATA}
@@ -186,19 +183,20 @@ async def create_run(
         "updated_at": created,
         "langsmith_session_name": None,
     }
-    await ctx.storage.run_put(run)
-    # merged in storage, so a concurrent PATCH /threads metadata change is not overwritten
-    await ctx.storage.thread_merge_metadata(
-        thread_id,
+    # One atomic step: the thread's in-flight runs are read and the run stored under one lock, so `reject`
+    # and enqueue order hold however many requests and processes race.
+    previous = await ctx.storage.run_create(
+        run,
         {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]},
         {"status": "busy", "updated_at": created},
+        reject=strategy == "reject",
     )
-    handle = ctx.runs.submit(
-        run, temporary=temporary, resumable=body.stream_resumable, after_seconds=body.after_seconds or 0
-    )
+    if previous is None:
+        raise ApiError(409, BUSY_DETAIL)
+    handle = await ctx.runs.submitted(run, resumable=body.stream_resumable)
     if previous and strategy in ("interrupt", "rollback"):
         for old in previous:
-            await ctx.runs.cancel(old, strategy)
+            await ctx.runs.cancel(old["run_id"], strategy)
     return handle
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -30,6 +30,27 @@ def patched_assistant(
         updated["metadata"] = {**(current.get("metadata") or {}), **metadata_patch}
     updated["version"] = version
     return updated
+
+
+def run_due_at(run: Record) -> datetime:
+    """When a pending run may start: its creation plus its `after_seconds` delay."""
+    configurable = ((run.get("kwargs") or {}).get("config") or {}).get("configurable") or {}
+    delay = configurable.get("__after_seconds__") or 0
+    return run["created_at"] + timedelta(seconds=float(delay))
+
+
+def pick_next_run(runs: list[Record], at: datetime) -> tuple[Record | None, datetime | None]:
+    """The run a free thread starts next: the oldest due `pending` run (enqueue order), none while a run of the
+    thread is `running`. Also returns when the earliest not-yet-due run becomes due (to set a timer)."""
+    if any(r["status"] == "running" for r in runs):
+        return None, None
+    wake: datetime | None = None
+    for run in sorted((r for r in runs if r["status"] == "pending"), key=lambda r: r["created_at"]):
+        due = run_due_at(run)
+        if due <= at:
+            return run, None
+        wake = due if wake is None else min(wake, due)
+    return None, wake
 
 
 class Storage(ABC):
@@ -155,6 +176,25 @@ class Storage(ABC):
 
     @abstractmethod
     async def run_list_by_status(self, statuses: list[str]) -> list[Record]: ...
+
+    # run engine: atomic steps that hold across processes --------------------------------
+    @abstractmethod
+    async def run_create(
+        self, run: Record, thread_metadata: dict[str, Any], thread_fields: dict[str, Any], *, reject: bool
+    ) -> list[Record] | None:
+        """In one transaction that locks the thread: read its `pending`/`running` runs; with `reject` and any
+        found, store nothing and return None; else store `run` (owned by this instance), merge
+        `thread_metadata` into the thread's metadata, set `thread_fields`, and return the runs found."""
+
+    @abstractmethod
+    async def run_start_next(self, thread_id: str, owner: str, at: datetime) -> tuple[Record | None, datetime | None]:
+        """In one transaction that locks the thread: when none of its runs is `running`, mark the oldest due
+        `pending` run `running`, owned by `owner`, and return it (see `pick_next_run`); also return when the
+        next delayed run becomes due."""
+
+    @abstractmethod
+    async def run_cancel_pending(self, run_id: str, fields: dict[str, Any] | None) -> Record | None:
+        """If the run is still `pending`: set `fields` on it (None deletes it) and return it, else None."""
 
     # run ownership (crash recovery) -------------------------------------------------------
     @abstractmethod

@@ -9,12 +9,18 @@ import sys
 from typing import Any, NoReturn
 
 import psycopg
+import redis.exceptions
 
 logger = logging.getLogger("robyn_server.storage")
 
 # Errors meaning "the database cannot be reached or used right now" (not a bug in the request):
 # a dropped or refused Postgres connection, a pool with no connection to give, a locked SQLite file.
-UNAVAILABLE: tuple[type[BaseException], ...] = (psycopg.OperationalError, sqlite3.OperationalError)
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    sqlite3.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
 
 
 class MigrationError(RuntimeError):
@@ -27,7 +33,9 @@ def first_line(exc: BaseException) -> str:
 
 
 def unavailable_detail(exc: BaseException) -> str:
-    """The `detail` of a 503 answered while the database is unavailable."""
+    """The `detail` of a 503 answered while the database (or Redis, the event bus) is unavailable."""
+    if isinstance(exc, redis.exceptions.RedisError):
+        return f"Event bus (Redis) unavailable, please retry: {first_line(exc)}"
     return f"Database unavailable, please retry: {first_line(exc)}"
 
 
@@ -45,6 +53,8 @@ def describe_startup_error(storage: Any, exc: BaseException) -> str:
             if "not a database" in message or "malformed" in message or "corrupt" in message:
                 return f"SQLite database {path} is corrupt or not a SQLite file ({message})"
             return f"cannot open SQLite database {path}: {message}"
+    if isinstance(exc, redis.exceptions.RedisError):
+        return f"cannot use Redis at REDIS_URL: {first_line(exc)}"
     if kind == "postgres" and isinstance(exc, psycopg.Error):
         try:
             host = psycopg.conninfo.conninfo_to_dict(storage.dsn).get("host", "?")

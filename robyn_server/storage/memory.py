@@ -8,7 +8,7 @@ from typing import Any
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
-from robyn_server.storage.base import Record, Storage, patched_assistant
+from robyn_server.storage.base import Record, Storage, patched_assistant, pick_next_run
 from robyn_server.storage.filters import contains, sort_and_page
 
 
@@ -187,6 +187,44 @@ class MemoryStorage(Storage):
 
     async def run_list_by_status(self, statuses: list[str]) -> list[Record]:
         return [dict(r) for r in self._runs.values() if r["status"] in statuses]
+
+    # run engine ---------------------------------------------------------------------------
+    # No await inside these methods, so each is atomic with respect to every other task.
+    def _thread_runs(self, thread_id: str) -> list[Record]:
+        return [r for r in self._runs.values() if r["thread_id"] == thread_id]
+
+    async def run_create(
+        self, run: Record, thread_metadata: dict[str, Any], thread_fields: dict[str, Any], *, reject: bool
+    ) -> list[Record] | None:
+        inflight = [dict(r) for r in self._thread_runs(run["thread_id"]) if r["status"] in ("pending", "running")]
+        if reject and inflight:
+            return None
+        self._owners[run["run_id"]] = self.instance_id
+        self._runs[run["run_id"]] = dict(run)
+        thread = self._threads.get(run["thread_id"])
+        if thread is not None:
+            thread.update(thread_fields)
+            thread["metadata"] = {**(thread.get("metadata") or {}), **thread_metadata}
+        inflight.sort(key=lambda r: r["created_at"])
+        return inflight
+
+    async def run_start_next(self, thread_id: str, owner: str, at: datetime) -> tuple[Record | None, datetime | None]:
+        run, wake = pick_next_run(self._thread_runs(thread_id), at)
+        if run is None:
+            return None, wake
+        run.update({"status": "running", "updated_at": at})
+        self._owners[run["run_id"]] = owner
+        return dict(run), None
+
+    async def run_cancel_pending(self, run_id: str, fields: dict[str, Any] | None) -> Record | None:
+        found = self._runs.get(run_id)
+        if found is None or found["status"] != "pending":
+            return None
+        if fields is None:
+            await self.run_delete(run_id)
+        else:
+            found.update(fields)
+        return dict(found)
 
     # run ownership ------------------------------------------------------------------------
     async def run_list_inflight(self) -> list[tuple[Record, str | None]]:

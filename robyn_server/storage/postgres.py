@@ -20,7 +20,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Json, Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from robyn_server.storage.base import Record, Storage, patched_assistant
+from robyn_server.storage.base import Record, Storage, patched_assistant, pick_next_run
 from robyn_server.storage.errors import MigrationError, first_line
 from robyn_server.storage.filters import sort_and_page
 from robyn_server.storage.records import ASSISTANTS, RUNS, THREADS, Layout, json_text, to_utc
@@ -112,9 +112,15 @@ class PostgresStorage(Storage):
         self._pool = pool
         await self._migrate()
         self.checkpointer = AsyncPostgresSaver(pool)
-        await self.checkpointer.setup()
         self.store = AsyncPostgresStore(pool)
-        await self.store.setup()
+        # LangGraph's own migrations are not safe to run from two processes at once: hold our lock meanwhile.
+        async with pool.connection() as lock_conn:
+            await lock_conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+            try:
+                await self.checkpointer.setup()
+                await self.store.setup()
+            finally:
+                await lock_conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
 
     async def _migrate(self) -> None:
         """Apply pending MIGRATIONS in one transaction, recording each in `schema_version`."""
@@ -472,6 +478,64 @@ class PostgresStorage(Storage):
         query = sql.SQL("SELECT * FROM runs WHERE status = ANY(%s) ORDER BY seq")
         async with self._pool_or_fail.connection() as conn:
             return await self._fetch(conn, RUNS, query, [list(statuses)])
+
+    # run engine ---------------------------------------------------------------------------
+    # Each step is one transaction that first locks the thread's row, so steps on one thread are serialised
+    # across every process and host on the database (runs of a missing thread lock nothing and need nothing).
+    async def _lock_thread(self, conn: Conn, thread_id: str) -> Record | None:
+        found = await self._fetch(conn, THREADS, sql.SQL("SELECT * FROM threads WHERE thread_id = %s FOR UPDATE"),
+                                  [thread_id])  # fmt: skip
+        return found[0] if found else None
+
+    async def _inflight_runs(self, conn: Conn, thread_id: str) -> list[Record]:
+        query = sql.SQL(
+            "SELECT * FROM runs WHERE thread_id = %s AND status IN ('pending', 'running') ORDER BY created_at, seq"
+        )
+        return await self._fetch(conn, RUNS, query, [thread_id])
+
+    async def run_create(
+        self, run: Record, thread_metadata: dict[str, Any], thread_fields: dict[str, Any], *, reject: bool
+    ) -> list[Record] | None:
+        async with self._pool_or_fail.connection() as conn, conn.transaction():
+            thread = await self._lock_thread(conn, run["thread_id"])
+            inflight = await self._inflight_runs(conn, run["thread_id"])
+            if reject and inflight:
+                return None
+            await self._insert(conn, "runs", RUNS, run)
+            await conn.execute("UPDATE runs SET owner = %s WHERE run_id = %s", (self.instance_id, run["run_id"]))
+            if thread is not None:
+                thread.update(thread_fields)
+                thread["metadata"] = {**(thread.get("metadata") or {}), **thread_metadata}
+                await self._upsert(conn, "threads", THREADS, thread)
+            return inflight
+
+    async def run_start_next(self, thread_id: str, owner: str, at: datetime) -> tuple[Record | None, datetime | None]:
+        async with self._pool_or_fail.connection() as conn, conn.transaction():
+            await self._lock_thread(conn, thread_id)
+            run, wake = pick_next_run(await self._inflight_runs(conn, thread_id), at)
+            if run is None:
+                return None, wake
+            run.update({"status": "running", "updated_at": at})
+            await self._upsert(conn, "runs", RUNS, run)
+            await conn.execute("UPDATE runs SET owner = %s WHERE run_id = %s", (owner, run["run_id"]))
+            return run, None
+
+    async def run_cancel_pending(self, run_id: str, fields: dict[str, Any] | None) -> Record | None:
+        async with self._pool_or_fail.connection() as conn, conn.transaction():
+            cur = await conn.execute("SELECT thread_id FROM runs WHERE run_id = %s", (run_id,))
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            await self._lock_thread(conn, row["thread_id"])  # the same order as run_start_next: thread, then run
+            found = await self._fetch(conn, RUNS, sql.SQL("SELECT * FROM runs WHERE run_id = %s FOR UPDATE"), [run_id])
+            if not found or found[0]["status"] != "pending":
+                return None
+            if fields is None:
+                await conn.execute("DELETE FROM runs WHERE run_id = %s", (run_id,))
+            else:
+                found[0].update(fields)
+                await self._upsert(conn, "runs", RUNS, found[0])
+            return found[0]
 
     # run ownership ------------------------------------------------------------------------
     async def run_list_inflight(self) -> list[tuple[Record, str | None]]:

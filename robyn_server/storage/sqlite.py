@@ -21,7 +21,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from robyn_server import serde
-from robyn_server.storage.base import Record, Storage, patched_assistant
+from robyn_server.storage.base import Record, Storage, patched_assistant, pick_next_run
 from robyn_server.storage.errors import MigrationError
 from robyn_server.storage.filters import contains, sort_and_page
 from robyn_server.storage.records import (
@@ -462,6 +462,54 @@ class SqliteStorage(Storage):
             return await self._fetch(
                 RUNS, f"SELECT * FROM runs WHERE status IN ({', '.join('?' * len(statuses))}) ORDER BY seq", statuses
             )
+
+    # run engine ---------------------------------------------------------------------------
+    # Each step is one BEGIN IMMEDIATE transaction: SQLite serialises it against every other writer, in this
+    # process and in any other process on the same file.
+    async def _inflight_runs(self, thread_id: str) -> list[Record]:
+        return await self._fetch(
+            RUNS,
+            "SELECT * FROM runs WHERE thread_id = ? AND status IN ('pending', 'running') ORDER BY created_at, seq",
+            (thread_id,),
+        )
+
+    async def run_create(
+        self, run: Record, thread_metadata: dict[str, Any], thread_fields: dict[str, Any], *, reject: bool
+    ) -> list[Record] | None:
+        async with self._write() as db:
+            inflight = await self._inflight_runs(run["thread_id"])
+            if reject and inflight:
+                return None
+            await self._insert("runs", RUNS, run)
+            await db.execute("UPDATE runs SET owner = ? WHERE run_id = ?", (self.instance_id, run["run_id"]))
+            thread = await self._get("threads", THREADS, run["thread_id"])
+            if thread is not None:
+                thread.update(thread_fields)
+                thread["metadata"] = {**(thread.get("metadata") or {}), **thread_metadata}
+                await self._upsert("threads", THREADS, thread)
+            return inflight
+
+    async def run_start_next(self, thread_id: str, owner: str, at: datetime) -> tuple[Record | None, datetime | None]:
+        async with self._write() as db:
+            run, wake = pick_next_run(await self._inflight_runs(thread_id), at)
+            if run is None:
+                return None, wake
+            run.update({"status": "running", "updated_at": at})
+            await self._upsert("runs", RUNS, run)
+            await db.execute("UPDATE runs SET owner = ? WHERE run_id = ?", (owner, run["run_id"]))
+            return run, None
+
+    async def run_cancel_pending(self, run_id: str, fields: dict[str, Any] | None) -> Record | None:
+        async with self._write() as db:
+            found = await self._get("runs", RUNS, run_id)
+            if found is None or found["status"] != "pending":
+                return None
+            if fields is None:
+                await db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            else:
+                found.update(fields)
+                await self._upsert("runs", RUNS, found)
+            return found
 
     # run ownership ------------------------------------------------------------------------
     async def run_list_inflight(self) -> list[tuple[Record, str | None]]:

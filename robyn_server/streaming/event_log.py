@@ -47,21 +47,45 @@ class Entry:
     frame: bytes
 
 
-class EventLog:
-    """Frames of one run in order. `resumable` logs carry ids and are kept for replay after the run ends."""
+def format_event_id(key: tuple[int, int]) -> str:
+    return f"{key[0]}-{key[1]}"
 
-    def __init__(self, resumable: bool) -> None:
+
+PARTIAL = "messages/partial"
+_MESSAGE_STARTS = frozenset({"messages/metadata", "messages/complete"})
+
+
+class EventLog:
+    """Frames of one run in order. `resumable` logs carry ids and are kept for replay after the run ends.
+
+    Memory stays bounded: a `messages/partial` frame (the whole message so far) supersedes the previous partial
+    of the same message, which is emptied once every reader has passed it (all of them when the log closes),
+    so a reader that joins late gets the latest one; `max_entries` logs (thread streams) drop their oldest
+    entries, and readers that fell behind them continue from the oldest kept.
+    """
+
+    def __init__(self, resumable: bool, *, max_entries: int | None = None) -> None:
         self.resumable = resumable
         self.entries: list[Entry] = []
+        self.base = 0  # absolute index of entries[0]: indexes handed to readers stay valid when trimming
+        self.max_entries = max_entries
         self.closed = False
         self.closed_at: float | None = None
+        self.result: object = None  # the run's final values or `{"__error__": ...}`, set by close()
+        self.readers = 0
         self._cond = threading.Condition()
         self._last_ms = 0
         self._seq = 0
+        self._last_partial: int | None = None
+        self._superseded: list[int] = []  # absolute indexes of partials a later partial replaces
+        self._cursors: dict[int, int] = {}  # reader token -> next index it reads
+        self._tokens = 0
         # A thread-wide log that also receives this run's events (`GET /threads/{id}/stream`).
         self.mirror: EventLog | None = None
+        # Called with every appended (key, event, data), e.g. to forward the events to Redis.
+        self.on_append: Callable[[tuple[int, int], str, bytes], None] | None = None
 
-    def _next_key(self) -> tuple[int, int]:
+    def next_key(self) -> tuple[int, int]:
         ms = int(time.time() * 1000)
         if ms <= self._last_ms:
             ms = self._last_ms
@@ -70,18 +94,75 @@ class EventLog:
             self._last_ms, self._seq = ms, 0
         return ms, self._seq
 
-    def append(self, event: str, data: bytes) -> None:
-        key = self._next_key()
-        event_id = f"{key[0]}-{key[1]}" if self.resumable else None
-        entry = Entry(key, event.split("|", 1)[0], encode_frame(event, data, event_id))
+    def continue_after(self, key: tuple[int, int]) -> None:
+        """Make later keys sort after `key` (a resumed run continues the ids of its earlier attempt)."""
+        if key >= (self._last_ms, self._seq):
+            self._last_ms, self._seq = key
+
+    @property
+    def end(self) -> int:
+        """The absolute index after the last entry."""
+        return self.base + len(self.entries)
+
+    def append(self, event: str, data: bytes, key: tuple[int, int] | None = None) -> tuple[int, int]:
+        if key is None:
+            key = self.next_key()
+        else:
+            self.continue_after(key)
+        event_id = format_event_id(key) if self.resumable else None
+        mode = event.split("|", 1)[0]
+        entry = Entry(key, mode, encode_frame(event, data, event_id))
         with self._cond:
+            if mode == PARTIAL:
+                if self._last_partial is not None:
+                    self._superseded.append(self._last_partial)
+                    self._compact(min(self._cursors.values(), default=self.end))
+                self._last_partial = self.end
+            elif mode in _MESSAGE_STARTS:
+                self._last_partial = None
             self.entries.append(entry)
+            if self.max_entries is not None and len(self.entries) > self.max_entries:
+                drop = len(self.entries) - self.max_entries
+                del self.entries[:drop]
+                self.base += drop
             self._cond.notify_all()
         if self.mirror is not None:
             self.mirror.append(event, data)
+        if self.on_append is not None:
+            self.on_append(key, event, data)
+        return key
 
-    def close(self) -> None:
+    def _compact(self, below: int) -> None:
+        """Empty the superseded partials every reader has passed (called with the lock held)."""
+        keep = []
+        for index in self._superseded:
+            if index < below and index >= self.base:
+                self.entries[index - self.base].frame = b""
+            elif index >= self.base:
+                keep.append(index)
+        self._superseded = keep
+
+    def reserve(self) -> int:
+        """A reader token holding the log from its start, for a stream that begins reading a moment later."""
         with self._cond:
+            self._tokens += 1
+            self._cursors[self._tokens] = self.base
+            return self._tokens
+
+    def release(self, token: int | None) -> None:
+        """Give up a reservation that no reader will use."""
+        if token is not None:
+            with self._cond:
+                self._cursors.pop(token, None)
+
+    def close(self, result: object = None) -> None:
+        with self._cond:
+            if self.closed:
+                return
+            self._cursors.clear()
+            if self.resumable:
+                self._compact(self.end + 1)  # later readers replay: the last partial of each message is enough
+            self.result = result
             self.closed = True
             self.closed_at = time.monotonic()
             self._cond.notify_all()
@@ -91,15 +172,15 @@ class EventLog:
         with self._cond:
             if last_event_id is not None and last_event_id.strip() != "":
                 if last_event_id.strip() == "-":
-                    return 0
+                    return self.base
                 key = parse_event_id(last_event_id)
                 if key is None:
-                    return 0
+                    return self.base
                 for index, entry in enumerate(self.entries):
                     if entry.key > key:
-                        return index
-                return len(self.entries)
-            return 0 if replay else len(self.entries)
+                        return self.base + index
+                return self.end
+            return self.base if replay else self.end
 
     def wait_closed(self, timeout: float) -> bool:
         """Block until the log is closed or `timeout` seconds pass (appends do not wake it early)."""
@@ -114,6 +195,7 @@ class EventLog:
         modes: frozenset[str] | None = None,
         on_close: Callable[[], None] | None = None,
         progress: ReaderProgress | None = None,
+        token: int | None = None,
     ) -> Iterator[bytes]:
         """Yield batches of frames from `start`, heartbeats while idle, until the log is closed and drained.
 
@@ -123,17 +205,27 @@ class EventLog:
         progress = progress or ReaderProgress()
         index = start
         next_beat = time.monotonic() + heartbeat_seconds
+        with self._cond:
+            self.readers += 1
+            if token is None:
+                self._tokens += 1
+                token = self._tokens
+            if not self.closed:
+                self._cursors[token] = index
         try:
             while True:
                 with self._cond:
-                    while index >= len(self.entries) and not self.closed:
+                    while index >= self.end and not self.closed:
                         remaining = next_beat - time.monotonic()
                         if remaining <= 0:
                             break
                         self._cond.wait(remaining)
-                    batch = self.entries[index:]
+                    index = max(index, self.base)
+                    batch = self.entries[index - self.base :]
                     index += len(batch)
-                    finished = self.closed and index >= len(self.entries)
+                    if token in self._cursors:
+                        self._cursors[token] = index
+                    finished = self.closed and index >= self.end
                 if batch:
                     if modes is None:
                         chunk = b"".join(e.frame for e in batch)
@@ -151,6 +243,9 @@ class EventLog:
                     yield HEARTBEAT
                     progress.handed_at = None
         finally:
+            with self._cond:
+                self.readers -= 1
+                self._cursors.pop(token, None)
             progress.done = True
             if on_close is not None:
                 on_close()

@@ -1,0 +1,342 @@
+"""The Redis event bus: run and thread events as Redis Streams, cancels and wake-ups over pub/sub.
+
+- A run's events go to the stream `{prefix}:run:{run_id}` with ids `<ms>-<seq>` chosen by the worker, the
+  same ids its local readers see, so `Last-Event-ID` works on any process. Its end is an `__end__` entry that
+  carries the run's result (for `wait` and `join`). Streams expire `RESUMABLE_STREAM_TTL_SECONDS` after the
+  run ends.
+- A thread's events (`GET /threads/{id}/stream`) go to `{prefix}:thread:{thread_id}`, trimmed to the last
+  `THREAD_LOG_ENTRIES` entries, with ids Redis assigns.
+- Readers on a process that does not execute the run follow a local replica, filled by one relay task that
+  blocks on `XREAD` over every followed stream; a newly followed stream interrupts that read with
+  `CLIENT UNBLOCK`, so nothing waits for a poll interval.
+- Cancels and wake-ups are published on `{prefix}:control`; every process listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from robyn_server import serde
+from robyn_server.streaming.bus import THREAD_LOG_ENTRIES, EventBus
+from robyn_server.streaming.event_log import EventLog, format_event_id, parse_event_id
+
+logger = logging.getLogger("robyn_server.bus")
+
+END = b"__end__"
+FOLLOW_BATCH = 1000
+
+
+class BusUnavailable(Exception):
+    """Redis cannot be reached: requests that need it answer 503."""
+
+
+@dataclass(eq=False)
+class _Outbox:
+    """Events of one run waiting to be written to Redis, in order."""
+
+    run_key: str
+    thread_key: str
+    items: list[tuple[str | None, str, bytes]] = field(default_factory=list)  # (id, event, data)
+    end: bytes | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(eq=False)
+class _Follow:
+    """A stream followed into a local replica."""
+
+    key: str
+    log: EventLog
+    last_id: str
+    is_run: bool
+
+
+class RedisBus(EventBus):
+    kind = "redis"
+    shared = True
+
+    def __init__(self, url: str, resumable_ttl_seconds: float = 120.0, prefix: str = "robyn") -> None:
+        super().__init__(resumable_ttl_seconds)
+        self.url = url
+        self.prefix = prefix
+        self.redis: aioredis.Redis | None = None
+        self._follows: dict[str, _Follow] = {}
+        self._follow_changed = asyncio.Event()
+        self._relay_client_id: int | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._outboxes: dict[str, _Outbox] = {}
+
+    def _run_key(self, run_id: str) -> str:
+        return f"{self.prefix}:run:{run_id}"
+
+    def _thread_key(self, thread_id: str) -> str:
+        return f"{self.prefix}:thread:{thread_id}"
+
+    @property
+    def _control(self) -> str:
+        return f"{self.prefix}:control"
+
+    @property
+    def _r(self) -> aioredis.Redis:
+        if self.redis is None:
+            raise BusUnavailable("the event bus is not started")
+        return self.redis
+
+    # lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        await super().start()
+        self.redis = aioredis.from_url(self.url, socket_connect_timeout=5, health_check_interval=15)
+        await self.redis.ping()
+        loop = asyncio.get_running_loop()
+        self._follow_changed = asyncio.Event()
+        self._tasks = [
+            loop.create_task(self._listen(), name="robyn-bus-control"),
+            loop.create_task(self._relay(), name="robyn-bus-relay"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    async def ping(self) -> dict[str, Any]:
+        await self._r.ping()
+        return {"bus": self.kind}
+
+    # run streams: writing -----------------------------------------------------------------
+    async def run_writer(self, run_id: str, resumable: bool, thread_id: str) -> EventLog:
+        log = await super().run_writer(run_id, resumable, thread_id)
+        run_key = self._run_key(run_id)
+        last = await self._r.xrevrange(run_key, count=1)
+        if last:  # a resumed attempt: continue after the events of the earlier one
+            key = parse_event_id(last[0][0].decode())
+            if key is not None:
+                log.continue_after(key)
+        outbox = _Outbox(run_key, self._thread_key(thread_id))
+        self._outboxes[run_id] = outbox
+
+        def forward(key: tuple[int, int], event: str, data: bytes) -> None:
+            outbox.items.append((format_event_id(key), event, data))
+            outbox.wake.set()
+
+        log.on_append = forward
+        asyncio.get_running_loop().create_task(self._flush(outbox))
+        return log
+
+    async def _flush(self, outbox: _Outbox) -> None:
+        """Write the run's events to Redis in pipelined batches until its end is written."""
+        ttl = max(1, int(self.resumable_ttl))
+        while True:
+            await outbox.wake.wait()
+            outbox.wake.clear()
+            items, outbox.items = outbox.items, []
+            end = outbox.end
+            try:
+                pipe = self._r.pipeline(transaction=False)
+                for event_id, event, data in items:
+                    pipe.xadd(outbox.run_key, {"e": event, "d": data}, id=event_id)
+                    pipe.xadd(outbox.thread_key, {"e": event, "d": data}, maxlen=THREAD_LOG_ENTRIES, approximate=True)
+                if end is not None:
+                    pipe.xadd(outbox.run_key, {"e": END, "d": end})
+                    pipe.expire(outbox.run_key, ttl)
+                    pipe.expire(outbox.thread_key, max(ttl, 3600))
+                if items or end is not None:
+                    await pipe.execute()
+            except Exception as exc:  # Redis away: the events are kept here and written when it answers
+                logger.warning("could not write run events to Redis: %s", exc)
+                outbox.items[:0] = items
+                await asyncio.sleep(0.5)
+                outbox.wake.set()
+                continue
+            if end is not None and not outbox.items:
+                outbox.done.set()
+                return
+
+    def finish_run(self, run_id: str, thread_id: str, log: EventLog, result: Any, final: bool = True) -> None:
+        super().finish_run(run_id, thread_id, log, result, final)
+        outbox = self._outboxes.pop(run_id, None)
+        if outbox is None:
+            return
+        if final:
+            outbox.end = serde.dumps(result)
+        else:
+            outbox.end = b""  # handed back: no end marker, the next attempt continues the stream
+        outbox.wake.set()
+
+    async def end_run(self, run_id: str, result: Any) -> None:
+        await super().end_run(run_id, result)
+        key = self._run_key(run_id)
+        pipe = self._r.pipeline(transaction=False)
+        pipe.xadd(key, {"e": END, "d": serde.dumps(result)})
+        pipe.expire(key, max(1, int(self.resumable_ttl)))
+        await pipe.execute()
+
+    # run streams: reading -----------------------------------------------------------------
+    async def run_reader(self, run_id: str, resumable: bool) -> EventLog:
+        local = self._runs.get(run_id)
+        if local is not None and run_id in self._outboxes:
+            return local  # executing here: read the worker's own log
+        return await self._follow(self._run_key(run_id), resumable, is_run=True)
+
+    async def find_run(self, run_id: str, resumable: bool = True) -> EventLog | None:
+        local = self._runs.get(run_id)
+        if local is not None:
+            return local
+        key = self._run_key(run_id)
+        if not await self._r.exists(key):
+            return None
+        log = await self._follow(key, resumable, is_run=True)
+        if log.closed:  # finished: keep the copy for later joins until the stream expires
+            self._runs[run_id] = log
+            self._drop_later(run_id, log, self.resumable_ttl if resumable else 5.0)
+        return log
+
+    # thread streams -----------------------------------------------------------------------
+    async def thread_reader(self, thread_id: str) -> EventLog:
+        key = self._thread_key(thread_id)
+        follow = self._follows.get(key)
+        if follow is not None and not follow.log.closed:
+            return follow.log
+        log = EventLog(resumable=True, max_entries=THREAD_LOG_ENTRIES)
+        last = await self._r.xrevrange(key, count=1)
+        self._add_follow(_Follow(key, log, last[0][0].decode() if last else "0-0", is_run=False))
+        # earlier entries are there for Last-Event-ID: copy them in before following
+        for entry_id, fields in await self._r.xrange(key, count=THREAD_LOG_ENTRIES):
+            self._append(log, entry_id, fields)
+        return log
+
+    async def publish_thread(self, thread_id: str, event: str, data: Any) -> None:
+        await self._r.xadd(self._thread_key(thread_id), {"e": event, "d": serde.dumps(data)},
+                           maxlen=THREAD_LOG_ENTRIES, approximate=True)  # fmt: skip
+
+    async def forget_thread(self, thread_id: str) -> None:
+        key = self._thread_key(thread_id)
+        follow = self._follows.pop(key, None)
+        if follow is not None:
+            follow.log.close()
+        await self._r.delete(key)
+
+    # following ----------------------------------------------------------------------------
+    async def _follow(self, key: str, resumable: bool, *, is_run: bool) -> EventLog:
+        """A replica of the stream: what it holds now is copied in at once (so `Last-Event-ID` finds its
+        place), the rest arrives through the relay."""
+        follow = self._follows.get(key)
+        if follow is not None and not follow.log.closed:
+            return follow.log
+        log = EventLog(resumable)
+        last_id = "0-0"
+        for entry_id, fields in await self._r.xrange(key):
+            last_id = entry_id.decode()
+            if self._append(log, entry_id, fields):
+                return log
+        follow = _Follow(key, log, last_id, is_run)
+        self._add_follow(follow)
+        return follow.log
+
+    def _add_follow(self, follow: _Follow) -> None:
+        self._follows[follow.key] = follow
+        self._follow_changed.set()
+        if self._relay_client_id is not None and self.redis is not None:
+            asyncio.get_running_loop().create_task(self._unblock())
+
+    async def _unblock(self) -> None:
+        try:
+            if self._relay_client_id is not None:
+                await self._r.client_unblock(self._relay_client_id)
+        except RedisError:
+            pass
+
+    @staticmethod
+    def _append(log: EventLog, entry_id: bytes, fields: dict[bytes, bytes]) -> bool:
+        """Copy one stream entry into a replica; True at the run's end marker."""
+        event = fields.get(b"e", b"")
+        if event == END:
+            data = fields.get(b"d", b"")
+            if data:
+                log.close(serde.loads(data))
+                return True
+            return False
+        key = parse_event_id(entry_id.decode())
+        log.append(event.decode(), fields.get(b"d", b""), key=key)
+        return False
+
+    async def _relay(self) -> None:
+        """Fill every replica from Redis: one blocking XREAD over all followed streams."""
+        client = aioredis.from_url(self.url, socket_connect_timeout=5, single_connection_client=True)
+        try:
+            self._relay_client_id = int(await client.client_id())
+            while True:
+                self._drop_idle_follows()
+                if not self._follows:
+                    self._follow_changed.clear()
+                    await self._follow_changed.wait()
+                    continue
+                self._follow_changed.clear()
+                streams = {f.key: f.last_id for f in self._follows.values()}
+                try:
+                    found = await client.xread(streams, count=FOLLOW_BATCH, block=5000)
+                except RedisError as exc:
+                    logger.warning("reading events from Redis failed: %s", exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                for raw_key, entries in found or []:
+                    follow = self._follows.get(raw_key.decode())
+                    if follow is None:
+                        continue
+                    for entry_id, fields in entries:
+                        follow.last_id = entry_id.decode()
+                        if self._append(follow.log, entry_id, fields) and follow.is_run:
+                            self._follows.pop(follow.key, None)
+                            break
+        finally:
+            self._relay_client_id = None
+            await client.aclose()
+
+    def _drop_idle_follows(self) -> None:
+        """Stop following streams that ended (a run's follow also ends at its end marker)."""
+        for key, follow in list(self._follows.items()):
+            if follow.log.closed:
+                self._follows.pop(key, None)
+
+    # control ------------------------------------------------------------------------------
+    async def _listen(self) -> None:
+        while True:
+            pubsub = self._r.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._control)
+                async for message in pubsub.listen():
+                    await self._on_control(serde.loads(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("the Redis control channel failed: %s; subscribing again", exc)
+                await asyncio.sleep(0.5)
+            finally:
+                try:
+                    await pubsub.aclose()
+                except Exception:
+                    pass
+
+    async def _on_control(self, message: dict[str, Any]) -> None:
+        try:
+            if message.get("type") == "cancel" and self.on_cancel is not None:
+                await self.on_cancel(message["run_id"], message["action"], message.get("error"))
+            elif message.get("type") == "wake" and self.on_wake is not None:
+                await self.on_wake(message["thread_id"])
+        except Exception as exc:
+            logger.warning("control message %s failed: %s", message.get("type"), exc)
+
+    async def send_cancel(self, run_id: str, action: str, error: dict[str, str] | None) -> None:
+        await self._r.publish(self._control, serde.dumps({"type": "cancel", "run_id": run_id, "action": action,
+                                                          "error": error}))  # fmt: skip
+
+    async def wake(self, thread_id: str) -> None:
+        await self._r.publish(self._control, serde.dumps({"type": "wake", "thread_id": thread_id}))

@@ -1,0 +1,307 @@
+"""Several server processes on one Postgres database and one Redis behave as one server.
+
+Two replicas on separate ports (A and B) share a fresh database and a Redis key prefix of their own; the
+official `langgraph_sdk` drives them: streams joined and resumed across processes, thread streams, cancels
+that cross processes, `reject` and `enqueue` races, a SIGKILLed worker whose run another process resumes, and
+a SIGTERM drain. `--processes 2` and the start-up checks are covered at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+
+from tests.server import ROOT, TEST_CONFIG, ServerProcess, free_port
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+FAST_UPKEEP = {"ROBYN_SERVER_HEARTBEAT_SECONDS": "0.3", "ROBYN_SERVER_INSTANCE_TIMEOUT_SECONDS": "3"}
+
+
+def redis_unreachable() -> str | None:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        return f"Redis not reachable at {REDIS_URL}: {exc}"
+    return None
+
+
+@pytest.fixture
+def shared_env(postgres_dsn: str) -> dict[str, str]:
+    import os
+
+    reason = redis_unreachable()
+    if reason:
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"REQUIRE_POSTGRES=1 (CI) but {reason}")
+        pytest.skip(reason)
+    return {
+        "ROBYN_SERVER_STORAGE": "postgres",
+        "DATABASE_URL": postgres_dsn,
+        "REDIS_URL": REDIS_URL,
+        "ROBYN_SERVER_REDIS_PREFIX": f"test-{uuid.uuid4().hex[:10]}",
+        **FAST_UPKEEP,
+    }
+
+
+@pytest.fixture
+def replicas(shared_env: dict[str, str]) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    a = ServerProcess(env=shared_env).start()
+    b = ServerProcess(env=shared_env).start()
+    try:
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+async def awaited(check: Callable[[], Any], what: str, deadline_seconds: float = 60.0) -> Any:
+    deadline = time.monotonic() + deadline_seconds
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture
+async def sdks(replicas: tuple[ServerProcess, ServerProcess]) -> AsyncIterator[tuple[Any, Any]]:
+    a, b = replicas
+    yield get_client(url=a.url), get_client(url=b.url)
+
+
+SLOW = "slow"
+
+
+async def test_stream_on_a_join_on_b_with_resume_and_wait(sdks: tuple[Any, Any]) -> None:
+    a, b = sdks
+    thread = await a.threads.create()
+    tid = thread["thread_id"]
+    run = await a.runs.create(tid, SLOW, input={"delay": 0.3, "count": 0}, stream_mode=["values"],
+                              stream_resumable=True)  # fmt: skip
+    joined = [part async for part in b.runs.join_stream(tid, run["run_id"], stream_mode=["values"])]
+    values = [p.data["count"] for p in joined if p.event == "values"]
+    assert values[-1] == 3, joined
+    # the same stream, replayed on B after the first event's id (Last-Event-ID), has no duplicates
+    ids = []
+    async with httpx.AsyncClient(base_url=b.http.client.base_url, timeout=30) as http:
+        async with http.stream("GET", f"/threads/{tid}/runs/{run['run_id']}/stream") as resp:
+            async for line in resp.aiter_lines():
+                if line.startswith("id: "):
+                    ids.append(line[4:])
+        assert len(ids) >= 4 and ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
+        resumed = []
+        async with http.stream("GET", f"/threads/{tid}/runs/{run['run_id']}/stream",
+                               headers={"Last-Event-ID": ids[1]}) as resp:  # fmt: skip
+            async for line in resp.aiter_lines():
+                if line.startswith("id: "):
+                    resumed.append(line[4:])
+        assert resumed == ids[2:]
+    # wait (join) on B for a new run executing on A
+    run2 = await a.runs.create(tid, SLOW, input={"delay": 0.2, "count": 0})
+    result = await b.runs.join(tid, run2["run_id"])
+    assert result["count"] == 3
+    assert (await a.runs.get(tid, run2["run_id"]))["status"] == "success"
+
+
+async def test_thread_stream_on_b_sees_run_on_a(sdks: tuple[Any, Any]) -> None:
+    a, b = sdks
+    tid = (await a.threads.create())["thread_id"]
+    events: list[tuple[str, Any]] = []
+
+    async def follow() -> None:
+        async for part in await b.threads.join_stream(tid, last_event_id="-"):
+            events.append((part.event, part.data))
+            if part.event == "metadata" and isinstance(part.data, dict) and part.data.get("status") == "run_done":
+                return
+
+    run = await a.runs.create(tid, SLOW, input={"delay": 0.2, "count": 0})
+    # Last-Event-ID "-": everything the thread stream kept, so the follower misses nothing however late it is
+    follower = asyncio.create_task(follow())
+    await asyncio.wait_for(follower, 60)
+    counts = [d["count"] for e, d in events if e == "values"]
+    assert counts and counts[-1] == 3
+    assert ("metadata", {"status": "run_done", "run_id": run["run_id"]}) in events
+
+
+async def test_cancel_on_b_stops_a_run_on_a(sdks: tuple[Any, Any]) -> None:
+    a, b = sdks
+    tid = (await a.threads.create())["thread_id"]
+    run = await a.runs.create(tid, SLOW, input={"delay": 30, "count": 0})
+    await awaited(lambda: _status_is(a, tid, run["run_id"], "running"), "the run to start on A")
+    await b.runs.cancel(tid, run["run_id"], wait=True)
+    assert (await a.runs.get(tid, run["run_id"]))["status"] == "interrupted"
+    thread = await awaited(lambda: _thread_settled(a, tid), "the thread to leave busy")
+    assert thread["status"] in ("idle", "interrupted")
+
+
+async def _status_is(client: Any, tid: str, rid: str, status: str) -> bool:
+    return (await client.runs.get(tid, rid))["status"] == status
+
+
+async def _thread_settled(client: Any, tid: str) -> Any:
+    thread = await client.threads.get(tid)
+    return thread if thread["status"] != "busy" else None
+
+
+async def test_reject_on_two_processes_accepts_exactly_one(replicas: tuple[ServerProcess, ServerProcess]) -> None:
+    a, b = replicas
+    body = {"assistant_id": SLOW, "input": {"delay": 0.01, "count": 2}, "multitask_strategy": "reject"}
+    async with httpx.AsyncClient(base_url=a.url, timeout=60) as ha, httpx.AsyncClient(base_url=b.url, timeout=60) as hb:
+        for _ in range(30):
+            tid = (await ha.post("/threads", json={})).json()["thread_id"]
+            first, second = await asyncio.gather(
+                ha.post(f"/threads/{tid}/runs", json=body), hb.post(f"/threads/{tid}/runs", json=body)
+            )
+            codes = sorted([first.status_code, second.status_code])
+            assert codes == [200, 409], (first.text, second.text)
+
+
+async def test_enqueue_keeps_order_across_processes(sdks: tuple[Any, Any]) -> None:
+    a, b = sdks
+    tid = (await a.threads.create())["thread_id"]
+    made = []
+    for i in range(6):
+        client = a if i % 2 == 0 else b
+        made.append(await client.runs.create(tid, SLOW, input={"delay": 0.05, "count": 2},
+                                             multitask_strategy="enqueue"))  # fmt: skip
+    for run in made:
+        await b.runs.join(tid, run["run_id"])
+    runs = await a.runs.list(tid, limit=20)
+    assert all(r["status"] == "success" for r in runs)
+    # each run started only after the one before it ended: the thread's checkpoints say who ran when
+    history = await a.threads.get_history(tid, limit=100)
+    order = []
+    for state in reversed(history):
+        rid = (state.get("metadata") or {}).get("run_id")
+        if rid and (not order or order[-1] != rid):
+            order.append(rid)
+    assert order == [r["run_id"] for r in made]
+
+
+def test_sigkill_of_the_worker_resumes_the_run_elsewhere(replicas: tuple[ServerProcess, ServerProcess]) -> None:
+    victim, survivor = replicas
+    with httpx.Client(base_url=victim.url, timeout=30) as on_victim:
+        tid = on_victim.post("/threads", json={}).json()["thread_id"]
+        rid = on_victim.post(f"/threads/{tid}/runs", json={"assistant_id": SLOW,
+                             "input": {"delay": 1.0, "count": 0}}).json()["run_id"]  # fmt: skip
+        # wait for the first checkpoint of the run (one tick done), then kill the process running it
+        wait_for(lambda: (on_victim.get(f"/threads/{tid}/state").json().get("values") or {}).get("count") == 1,
+                 "the first step of the run")  # fmt: skip
+    victim.stop(signal.SIGKILL)
+    with httpx.Client(base_url=survivor.url, timeout=30) as http:
+        run = wait_for(lambda: (r := http.get(f"/threads/{tid}/runs/{rid}").json())["status"] == "success" and r,
+                       "the run to finish on the survivor")  # fmt: skip
+        assert run["kwargs"]["config"]["metadata"]["run_attempt"] == 2
+        thread = wait_for(lambda: (t := http.get(f"/threads/{tid}").json())["status"] == "idle" and t, "idle")
+        assert thread["values"]["count"] == 3  # resumed from its checkpoint: the first step did not run again
+
+
+def test_sigterm_drains_running_runs(shared_env: dict[str, str]) -> None:
+    env = {**shared_env, "ROBYN_SERVER_SHUTDOWN_GRACE_SECONDS": "30"}
+    a = ServerProcess(env=env).start()
+    try:
+        with httpx.Client(base_url=a.url, timeout=30) as http:
+            tid = http.post("/threads", json={}).json()["thread_id"]
+            rid = http.post(f"/threads/{tid}/runs", json={"assistant_id": SLOW,
+                            "input": {"delay": 0.5, "count": 0}}).json()["run_id"]  # fmt: skip
+            wait_for(lambda: http.get(f"/threads/{tid}/runs/{rid}").json()["status"] == "running", "the run start")
+        assert a.stop(signal.SIGTERM, timeout=60) == 0
+        b = ServerProcess(env=env).start()
+        try:
+            with httpx.Client(base_url=b.url, timeout=30) as http:
+                run = http.get(f"/threads/{tid}/runs/{rid}").json()
+                assert run["status"] == "success"  # finished within the grace period, before the exit
+                assert http.get(f"/threads/{tid}").json()["status"] == "idle"
+        finally:
+            b.stop()
+    finally:
+        a.stop()
+
+
+def test_sigterm_hands_long_runs_back_to_the_queue(shared_env: dict[str, str]) -> None:
+    env = {**shared_env, "ROBYN_SERVER_SHUTDOWN_GRACE_SECONDS": "0.5"}
+    a = ServerProcess(env=env).start()
+    b = ServerProcess(env=env).start()
+    try:
+        with httpx.Client(base_url=a.url, timeout=30) as http:
+            tid = http.post("/threads", json={}).json()["thread_id"]
+            rid = http.post(f"/threads/{tid}/runs", json={"assistant_id": SLOW,
+                            "input": {"delay": 1.5, "count": 0}}).json()["run_id"]  # fmt: skip
+            wait_for(lambda: http.get(f"/threads/{tid}/runs/{rid}").json()["status"] == "running", "the run start")
+        assert a.stop(signal.SIGTERM, timeout=60) == 0
+        with httpx.Client(base_url=b.url, timeout=30) as http:
+            run = wait_for(lambda: (r := http.get(f"/threads/{tid}/runs/{rid}").json())["status"] == "success" and r,
+                           "the run to finish on the other process")  # fmt: skip
+            assert run["kwargs"]["config"]["metadata"]["run_attempt"] == 2
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_two_processes_on_one_port(shared_env: dict[str, str]) -> None:
+    server = ServerProcess(env={**shared_env, "ROBYN_SERVER_PROCESSES": "2"}).start(timeout=120)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            tid = http.post("/threads", json={}).json()["thread_id"]
+            results = [
+                http.post(
+                    f"/threads/{tid}/runs/wait",
+                    json={"assistant_id": SLOW, "input": {"delay": 0.01, "count": 0}, "multitask_strategy": "enqueue"},
+                ).json()  # fmt: skip
+                for _ in range(4)
+            ]
+            assert [r["count"] for r in results] == [3, 3, 3, 3]
+        import psutil
+
+        children = psutil.Process(server.proc.pid).children()  # type: ignore[union-attr]
+        assert len(children) == 2
+    finally:
+        server.stop()
+
+
+def _start_error(env: dict[str, str], *args: str) -> list[str]:
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-m", "robyn_server", "--config", str(TEST_CONFIG), "--port", str(free_port()), *args],
+        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def test_several_processes_need_postgres_and_redis(tmp_path: Any) -> None:
+    lines = _start_error({"ROBYN_SERVER_STORAGE": "sqlite", "ROBYN_SERVER_SQLITE_PATH": str(tmp_path / "x.db"),
+                          "REDIS_URL": ""}, "--processes", "2")  # fmt: skip
+    assert len(lines) == 1 and "DATABASE_URL" in lines[0] and "REDIS_URL" in lines[0], lines
+
+
+def test_unreachable_redis_stops_the_start(tmp_path: Any) -> None:
+    lines = _start_error({"ROBYN_SERVER_STORAGE": "sqlite", "ROBYN_SERVER_SQLITE_PATH": str(tmp_path / "x.db"),
+                          "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})  # fmt: skip
+    assert len(lines) == 1 and "REDIS_URL" in lines[0], lines
