@@ -90,6 +90,7 @@ class Scenario:
     on_disconnect: str | None = None
     open_streams: bool = False  # every client opens its own connection and does one run
     ramp_s: float = 0.0  # client i starts at i * ramp_s / clients
+    rss_marks: tuple[int, ...] = ()  # record the server's RSS when this many runs have finished
 
     def body(self) -> bytes:
         payload: dict[str, Any] = {
@@ -245,6 +246,10 @@ class Target:
     def processes(self) -> list[Any]:
         return []
 
+    def backend_processes(self) -> list[Any]:
+        """Processes outside the target's tree that work for it (database servers): counted in its CPU."""
+        return []
+
     def runner(self, scenario: Scenario) -> Callable[[], Awaitable[tuple[Callable[[], Awaitable[RunResult]], Any]]]:
         raise NotImplementedError
 
@@ -398,12 +403,140 @@ ONLY_SCENARIOS: set[str] = set()  # --scenarios c50,long_2000,open: run only the
 ROBYN_ENV: dict[str, str] = {}  # --robyn-env KEY=VALUE: settings for this server only (e.g. N_JOBS_PER_WORKER)
 
 
-def make_robyn() -> ServerTarget:
-    port = free_port()
-    cmd = [sys.executable, "-m", "robyn_server", "--config", str(CONFIG), "--port", str(port), "--storage", "memory"]
-    target = ServerTarget("robyn", cmd, ROOT, dict(ROBYN_ENV), port, WORK_DIR / "logs" / "robyn.log")
-    target.info["env"] = dict(ROBYN_ENV)
-    return target
+ADMIN_DSN = os.environ.get("POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running this server: its storage, extra CLI flags and environment."""
+
+    storage: str
+    args: tuple[str, ...] = ()
+    redis: bool = False
+    note: str = ""
+
+
+# `robyn` is the in-memory server of earlier results; the others are the durable storage variants.
+# Redis is passed as the reference's `REDIS_URI`; the run checks Redis saw traffic (else the row is skipped),
+# and flags the server does not know yet (`--processes`) make the variant skip with a message.
+VARIANTS: dict[str, Variant] = {
+    "robyn": Variant("memory"),
+    "robyn_sqlite": Variant("sqlite"),
+    "robyn_pg": Variant("postgres"),
+    "robyn_pg_redis": Variant("postgres", redis=True),
+    "robyn_pg_redis_2p": Variant("postgres", ("--processes", "2"), redis=True),
+}
+# scenarios a storage variant runs unless --scenarios names others (all of them take minutes on SQL storage)
+VARIANT_SCENARIOS = {"c50", "rss"}
+
+
+class SkipTarget(RuntimeError):
+    """The target cannot run here (a flag the server rejects, Redis unused): reported, not an error."""
+
+
+def _postgres_admin_execute(statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(statement)  # type: ignore[arg-type]
+
+
+def redis_commands() -> int | None:
+    """Commands the Redis server has processed so far (None when Redis is unreachable)."""
+    try:
+        import redis
+
+        return int(redis.Redis.from_url(REDIS_URL, socket_timeout=3).info("stats")["total_commands_processed"])
+    except Exception:
+        return None
+
+
+class RobynTarget(ServerTarget):
+    """This server on one storage variant; SQL storage gets a fresh database, removed when it stops."""
+
+    def __init__(self, name: str, variant: Variant) -> None:
+        import uuid
+
+        self.variant = variant
+        port = free_port()
+        cmd = [sys.executable, "-m", "robyn_server", "--config", str(CONFIG), "--port", str(port)]
+        cmd += ["--storage", variant.storage, *variant.args]
+        env = dict(ROBYN_ENV)
+        self.sqlite_path: Path | None = None
+        self.dbname: str | None = None
+        if variant.storage == "sqlite":
+            self.sqlite_path = WORK_DIR / f"bench-{uuid.uuid4().hex[:8]}.sqlite"
+            env["ROBYN_SERVER_SQLITE_PATH"] = str(self.sqlite_path)
+        elif variant.storage == "postgres":
+            import psycopg
+
+            self.dbname = f"bench_{uuid.uuid4().hex[:12]}"
+            env["DATABASE_URL"] = psycopg.conninfo.make_conninfo(ADMIN_DSN, dbname=self.dbname)
+        if variant.redis:
+            env["REDIS_URI"] = REDIS_URL
+        super().__init__(name, cmd, ROOT, env, port, WORK_DIR / "logs" / f"{name}.log")
+        self.info["env"] = {k: v for k, v in env.items() if k != "DATABASE_URL"}
+        self.info["storage"] = variant.storage
+        self.redis0: int | None = None
+
+    async def start(self, ready_timeout: float = 120.0) -> None:
+        WORK_DIR.mkdir(parents=True, exist_ok=True)
+        if self.dbname:
+            await asyncio.to_thread(_postgres_admin_execute, f'CREATE DATABASE "{self.dbname}"')
+        log_start = self.log.stat().st_size if self.log.exists() else 0
+        try:
+            await super().start(ready_timeout)
+        except RuntimeError as exc:
+            await self.cleanup()
+            tail = self.log.read_bytes()[log_start:].decode(errors="replace").strip().splitlines()
+            last = tail[-1] if tail else str(exc)
+            if self.variant.args and any(m in last for m in ("unrecognized arguments", "invalid choice", "usage:")):
+                raise SkipTarget(f"the server rejects {' '.join(self.variant.args)}: {last}") from exc
+            raise RuntimeError(f"{exc}: {last}") from exc
+        self.redis0 = redis_commands() if self.variant.redis else None
+
+    def check_redis_used(self) -> None:
+        """After warm-up: a Redis variant whose server sent Redis nothing is not measuring Redis."""
+        if not self.variant.redis:
+            return
+        now_ = redis_commands()
+        if now_ is None:
+            raise SkipTarget(f"Redis unreachable at {REDIS_URL}")
+        if self.redis0 is not None and now_ - self.redis0 < 5:
+            raise SkipTarget("the server sent Redis no commands during warm-up (REDIS_URI not supported yet)")
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.cleanup()
+
+    async def cleanup(self) -> None:
+        await asyncio.to_thread(self._remove_database)
+
+    def _remove_database(self) -> None:
+        if self.sqlite_path is not None:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    Path(f"{self.sqlite_path}{suffix}").unlink()
+        if self.dbname:
+            with contextlib.suppress(Exception):
+                _postgres_admin_execute(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
+
+    def backend_processes(self) -> list[Any]:
+        """Postgres backends serving this server's database, and the Redis server (their CPU is the server's)."""
+        found = []
+        for proc in psutil.process_iter(["name", "cmdline"]):
+            name = proc.info.get("name") or ""
+            cmdline = " ".join(proc.info.get("cmdline") or ())
+            if self.dbname and name == "postgres" and f" {self.dbname} " in f"{cmdline} ":
+                found.append(proc)
+            elif self.variant.redis and name == "redis-server":
+                found.append(proc)
+        return found
+
+
+def make_robyn(name: str = "robyn") -> ServerTarget:
+    return RobynTarget(name, VARIANTS[name])
 
 
 def make_reference() -> ServerTarget:
@@ -433,6 +566,22 @@ class Sampler:
         self.peak_threads = 0
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    def cpu_by_pid(self) -> dict[int, float]:
+        """CPU seconds so far of the target's processes and of the database processes working for it."""
+        out: dict[int, float] = {}
+        for proc in [*self.target.processes(), *self.target.backend_processes()]:
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                out[proc.pid] = t.user + t.system
+        return out
+
+    def rss(self) -> int:
+        total = 0
+        for proc in self.target.processes():
+            with contextlib.suppress(psutil.Error):
+                total += proc.memory_info().rss
+        return total
 
     def snapshot(self) -> tuple[int, int, float]:
         rss = threads = 0
@@ -471,7 +620,9 @@ async def run_scenario(target: Target, scenario: Scenario) -> dict[str, Any]:
     """Drive one scenario within its count and time budget and summarise it."""
     make = target.runner(scenario)
     sampler = Sampler(target)
-    base_rss, _, cpu0 = await asyncio.to_thread(sampler.snapshot)
+    base_rss, _, _ = await asyncio.to_thread(sampler.snapshot)
+    cpu0 = await asyncio.to_thread(sampler.cpu_by_pid)
+    backend0 = {p.pid for p in await asyncio.to_thread(target.backend_processes)}
     client0 = time.process_time()
     busy0 = system_busy()
     results: list[RunResult] = []
@@ -480,6 +631,8 @@ async def run_scenario(target: Target, scenario: Scenario) -> dict[str, Any]:
     deadline = wall0 + scenario.time_limit
 
     open_now = peak_open = 0
+    rss_at: dict[str, float] = {}
+    marks = set(scenario.rss_marks)
 
     async def client(i: int) -> None:
         nonlocal started, open_now, peak_open
@@ -495,6 +648,9 @@ async def run_scenario(target: Target, scenario: Scenario) -> dict[str, Any]:
                     results.append(await one())
                 finally:
                     open_now -= 1
+                if len(results) in marks:
+                    marks.discard(len(results))
+                    rss_at[str(len(results))] = round(sampler.rss() / 2**20, 1)
                 if scenario.open_streams:
                     break
         finally:
@@ -510,7 +666,8 @@ async def run_scenario(target: Target, scenario: Scenario) -> dict[str, Any]:
     await sampler.finish()
     client_cpu = time.process_time() - client0
     busy = system_busy() - busy0
-    _, _, cpu1 = await asyncio.to_thread(sampler.snapshot)
+    cpu1 = await asyncio.to_thread(sampler.cpu_by_pid)
+    backend_pids = backend0 | {p.pid for p in await asyncio.to_thread(target.backend_processes)}
 
     ok = [r for r in results if r.ok]
     errors = Counter(r.error for r in results if not r.ok)
@@ -518,7 +675,9 @@ async def run_scenario(target: Target, scenario: Scenario) -> dict[str, Any]:
     if lost:
         errors["hard timeout (client cancelled)"] += lost
     ttfts = [r.ttft for r in ok if r.ttft is not None]
-    server_cpu = cpu1 - cpu0
+    deltas = {pid: cpu - cpu0.get(pid, 0.0) for pid, cpu in cpu1.items()}
+    server_cpu = sum(deltas.values())
+    backend_cpu = sum(d for pid, d in deltas.items() if pid in backend_pids)
     summary: dict[str, Any] = {
         "target": target.name,
         "scenario": scenario.name,
@@ -537,6 +696,8 @@ async def run_scenario(target: Target, scenario: Scenario) -> dict[str, Any]:
         "latency_p99_ms": pct([r.latency for r in ok], 99),
         "server_cpu_ms_per_run": round(server_cpu * 1000 / len(ok), 2) if ok else None,
         "server_cpu_s": round(server_cpu, 2),
+        # of server_cpu: the Postgres backends of its database and the Redis server
+        "db_cpu_ms_per_run": round(backend_cpu * 1000 / len(ok), 2) if ok and backend_pids else None,
         "server_cpu_util": round(server_cpu / wall, 2),
         "base_rss_mb": round(base_rss / 2**20, 1),
         "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
@@ -548,6 +709,9 @@ async def run_scenario(target: Target, scenario: Scenario) -> dict[str, Any]:
             max(0.0, busy - server_cpu - (0 if target.name == "inprocess" else client_cpu)) / wall, 2
         ),
     }
+    if scenario.rss_marks:
+        rss_at[f"end ({len(results)})"] = round(await asyncio.to_thread(sampler.rss) / 2**20, 1)
+        summary["rss_mb_after_runs"] = rss_at
     if scenario.open_streams:
         limit = 2 * scenario.input.get("ttft_ms", PACED["ttft_ms"]) / 1000
         summary["peak_open_streams"] = peak_open
@@ -565,6 +729,8 @@ def scenarios(quick: bool) -> list[Scenario]:
         Scenario("c50", "tokens", 50, 400 if q else 2500, 8 if q else 30),
         Scenario("react_c10", "react", 10, 100 if q else 500, 4 if q else 15, expect_messages=52),
         Scenario("long_2000", "tokens", 1, 1 if q else 3, 20 if q else 45, {"n_tokens": 2000}, 2000),
+        # server RSS after 1,000 and 10,000 runs (quick: 1,000 and 2,000), 50 clients, bounded in time
+        Scenario("rss", "tokens", 50, 2000 if q else 10000, 40 if q else 180, rss_marks=(1000, 2000 if q else 10000)),
     ]
 
 
@@ -698,7 +864,7 @@ def summarize_profile(path: Path, top: int = 15) -> str:
 # --------------------------------------------------------------------------------------------------- report
 
 COLUMNS = [
-    ("target", "target", 9),
+    ("target", "target", 17),
     ("scenario", "scenario", 10),
     ("runs_ok", "ok", 5),
     ("errors", "err", 5),
@@ -709,6 +875,7 @@ COLUMNS = [
     ("latency_p50_ms", "lat50", 8),
     ("latency_p99_ms", "lat99", 8),
     ("server_cpu_ms_per_run", "cpu/run", 8),
+    ("db_cpu_ms_per_run", "db/run", 7),
     ("peak_rss_mb", "rssMB", 7),
     ("peak_threads", "thr", 5),
     ("client_cpu_util", "cliCPU", 6),
@@ -743,13 +910,30 @@ def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def storage_ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each storage variant against the in-memory server measured in the same run."""
+    by = {(r["target"], r["scenario"]): r for r in results}
+    out = []
+    for (target, scen), row in by.items():
+        base = by.get(("robyn", scen))
+        if target not in VARIANTS or target == "robyn" or base is None:
+            continue
+        entry: dict[str, Any] = {"target": target, "scenario": scen}
+        for key in ("runs_per_s", "ttft_p50_ms", "server_cpu_ms_per_run"):
+            a, b = row.get(key), base.get(key)
+            entry[f"{key}_vs_memory"] = round(a / b, 2) if a and b else None
+        out.append(entry)
+    return out
+
+
 def print_table(results: list[dict[str, Any]], ratio_rows: list[dict[str, Any]]) -> None:
     print("\n" + " ".join(f"{title:>{w}}" for _, title, w in COLUMNS))
     for row in results:
         print(" ".join(f"{fmt(row.get(key)):>{w}}" for key, _, w in COLUMNS))
-        extra = {k: row[k] for k in ("peak_open_streams", "ttft_within_2x_delay", "rss_per_stream_kb") if k in row}
+        keys = ("peak_open_streams", "ttft_within_2x_delay", "rss_per_stream_kb", "rss_mb_after_runs")
+        extra = {k: row[k] for k in keys if k in row}
         if row["error_kinds"] or extra:
-            print(f"{'':>20} {extra or ''} {row['error_kinds'] or ''}")
+            print(f"{'':>28} {extra or ''} {row['error_kinds'] or ''}")
     if any(len(entry) > 1 for entry in ratio_rows):
         print("\nrobyn ratios (x): runs/s and events/s higher is better; ttft, latency, cpu/run lower is better")
         keys = ["runs_per_s", "events_per_s", "ttft_p50_ms", "latency_p50_ms", "server_cpu_ms_per_run"]
@@ -759,6 +943,13 @@ def print_table(results: list[dict[str, Any]], ratio_rows: list[dict[str, Any]])
         for entry in ratio_rows:
             cells = [fmt(entry.get(f"{k}_vs_{o}")) for o in ("reference", "inprocess") for k in keys]
             print(f"{entry['scenario']:>10} " + " ".join(f"{c:>12}" for c in cells))
+    variant_rows = storage_ratios(results)
+    if variant_rows:
+        print("\nstorage variants / in-memory server, same run (x)")
+        print(f"{'target':>17} {'scenario':>10} {'runs/s':>8} {'ttft50':>8} {'cpu/run':>8}")
+        for entry in variant_rows:
+            cells = [fmt(entry.get(f"{k}_vs_memory")) for k in ("runs_per_s", "ttft_p50_ms", "server_cpu_ms_per_run")]
+            print(f"{entry['target']:>17} {entry['scenario']:>10} " + " ".join(f"{c:>8}" for c in cells))
 
 
 # --------------------------------------------------------------------------------------------------- main
@@ -780,42 +971,54 @@ async def warm_up(target: Target) -> None:
         await close()
 
 
+def wanted(name: str, scen: Scenario) -> bool:
+    """--scenarios, else each target's default set: storage variants run c50 and rss, others skip rss."""
+    if ONLY_SCENARIOS:
+        return scen.name in ONLY_SCENARIOS
+    if name in VARIANTS and name != "robyn":
+        return scen.name in VARIANT_SCENARIOS
+    return scen.name != "rss" or name == "robyn"
+
+
+def make_target(name: str) -> Target:
+    if name in VARIANTS:
+        return make_robyn(name)
+    target = make_reference() if name == "reference" else InProcessTarget()
+    target.name = name
+    return target
+
+
 async def bench_target(
     name: str, quick: bool, profile_dir: Path | None, log: Callable[[dict[str, Any]], None]
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    factories: dict[str, Callable[[], Target]] = {
-        "robyn": make_robyn,
-        "reference": make_reference,
-        "inprocess": InProcessTarget,
-    }
-    factory = factories[name]
     results: list[dict[str, Any]] = []
-    target = factory()
-    target.name = name
+    target = make_target(name)
     await target.start()
     try:
         await warm_up(target)
+        if isinstance(target, RobynTarget):
+            target.check_redis_used()
         for scen in scenarios(quick):
-            if ONLY_SCENARIOS and scen.name not in ONLY_SCENARIOS:
+            if not wanted(name, scen):
                 continue
             profiler = None
-            if profile_dir and name == "robyn" and scen.name in ("c50", "long_2000"):
+            if profile_dir and name in VARIANTS and scen.name in ("c50", "long_2000"):
                 if scen.name == "long_2000":  # one 2,000-token run is too short to sample well
                     scen.runs, scen.time_limit = 10, 60
                 profiler = Profiler(profile_dir)
-                profiler.start(target.processes()[0].pid, f"robyn_{scen.name}")
+                profiler.start(target.processes()[0].pid, f"{name}_{scen.name}")
             row = await run_scenario(target, scen)
             if profiler:
                 row["profile"] = profiler.stop()
                 print(row["profile"], file=sys.stderr)
             results.append(row)
             log(row)
-        levels = [] if ONLY_SCENARIOS and "open" not in ONLY_SCENARIOS else [1000] if quick else [1000, 250, 100]
+        run_open = "open" in ONLY_SCENARIOS if ONLY_SCENARIOS else name in ("robyn", "reference", "inprocess")
+        levels = [] if not run_open else [1000] if quick else [1000, 250, 100]
         for i, n in enumerate(levels):
             if i:  # a fresh server, so runs left over from the level that failed do not count against this one
                 await target.stop()
-                target = factory()
-                target.name = name
+                target = make_target(name)
                 await target.start()
                 await warm_up(target)
             row = await run_scenario(target, open_scenario(n, quick))
@@ -829,7 +1032,10 @@ async def bench_target(
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    targets = [args.only] if args.only else ["inprocess", "robyn", "reference"]
+    targets = args.only.split(",") if args.only else ["inprocess", *VARIANTS, "reference"]
+    unknown = [t for t in targets if t not in ALL_TARGETS]
+    if unknown:
+        raise SystemExit(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(ALL_TARGETS)}")
     all_results: list[dict[str, Any]] = []
     infos: dict[str, Any] = {}
 
@@ -845,6 +1051,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         print(f"== {name}", file=sys.stderr, flush=True)
         try:
             rows, info = await bench_target(name, args.quick, args.profile, log)
+        except SkipTarget as exc:
+            print(f"  {name} skipped: {exc}", file=sys.stderr)
+            infos[name] = {"skipped": str(exc)}
+            continue
         except RuntimeError as exc:
             print(f"  {name} failed: {exc}", file=sys.stderr)
             infos[name] = {"error": str(exc)}
@@ -869,8 +1079,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "targets": infos,
         "results": all_results,
         "ratios": ratio_rows,
+        "storage_ratios": storage_ratios(all_results),
     }
     return report
+
+
+ALL_TARGETS = ["inprocess", *VARIANTS, "reference"]
 
 
 def git_state() -> str:
@@ -886,13 +1100,13 @@ def git_state() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts and time budgets (~1-2 minutes)")
-    parser.add_argument("--only", choices=["robyn", "reference", "inprocess"])
+    parser.add_argument("--only", help=f"comma-separated targets (default all): {', '.join(ALL_TARGETS)}")
     parser.add_argument("--json", help="also write the results as JSON to this file")
     parser.add_argument("--profile", type=Path, help="py-spy this server during c50 and long_2000 into DIR")
     parser.add_argument(
         "--robyn-env", action="append", default=[], metavar="KEY=VALUE", help="environment for this server only"
     )
-    parser.add_argument("--scenarios", help="comma-separated names to run: seq_1,c10,c50,react_c10,long_2000,open")
+    parser.add_argument("--scenarios", help="comma-separated names to run: seq_1,c10,c50,react_c10,long_2000,rss,open")
     args = parser.parse_args()
     ONLY_SCENARIOS.update(s for s in (args.scenarios or "").split(",") if s)
     ROBYN_ENV.update(item.split("=", 1) for item in args.robyn_env)

@@ -1,10 +1,14 @@
 """SQLite storage: one database file for assistants, threads, runs, checkpoints and the store.
 
 Meant for single-process deployments that must survive restarts without running a database server.
-Our tables use one aiosqlite connection guarded by a lock (so read-modify-write updates are atomic like
-MemoryStorage's); LangGraph's saver and store get their own connections to the same WAL-mode file.
-JSON containment and name matching run as Python SQL functions, so filtering, sorting and paging all
-happen in SQL with exactly MemoryStorage's semantics.
+The file is in WAL mode with `synchronous=NORMAL`: a committed transaction survives a crash of the process
+(only a power loss may drop the last ones), and commits do not wait for fsync. Our tables have one writer
+connection, whose lock keeps multi-statement transactions (read-modify-write updates) whole, and one reader
+connection that needs no lock: SQLite itself serialises writers (also those of other processes, through
+`busy_timeout`) and gives every read a committed snapshot. Single-statement updates of typed columns and
+metadata keys run as one `UPDATE ... RETURNING` instead of a read-modify-write transaction. LangGraph's saver
+and store get their own connections to the same file. JSON containment and name matching run as Python SQL
+functions, so filtering, sorting and paging all happen in SQL with exactly MemoryStorage's semantics.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from datetime import datetime
 from typing import Any
 
 import aiosqlite
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from robyn_server import serde
@@ -33,6 +36,8 @@ from robyn_server.storage.records import (
     parse_time_text,
     time_text,
 )
+from robyn_server.storage.sqlite_saver import SqliteCheckpointer
+from robyn_server.storage.sqlite_update import in_place_update
 
 _COMMON = "seq INTEGER PRIMARY KEY AUTOINCREMENT"
 
@@ -92,27 +97,33 @@ class SqliteStorage(Storage):
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
         self._conn: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
         self._saver_conn: aiosqlite.Connection | None = None
         self._store_conn: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # the writer connection's: one transaction at a time
 
     # lifecycle ----------------------------------------------------------------------------
+    async def _connect(self, *, isolation_level: str | None = None, ours: bool = False) -> aiosqlite.Connection:
+        """A connection with the server's pragmas; `ours` adds the row factory and SQL functions our tables use."""
+        conn = await aiosqlite.connect(self.path, isolation_level=isolation_level)
+        await conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        await conn.execute("PRAGMA synchronous=NORMAL")  # per connection; with WAL, still crash-safe
+        if ours:
+            conn.row_factory = aiosqlite.Row
+            await conn.create_function("json_contains", 2, _json_contains, deterministic=True)
+            await conn.create_function("icontains", 2, _icontains, deterministic=True)
+        return conn
+
     async def setup(self) -> None:
         """Open connections, migrate our schema, and set up LangGraph's saver and store tables."""
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
-        await conn.create_function("json_contains", 2, _json_contains, deterministic=True)
-        await conn.create_function("icontains", 2, _icontains, deterministic=True)
-        self._conn = conn
+        self._conn = await self._connect(ours=True)
+        await self._conn.execute("PRAGMA journal_mode=WAL")
         await self._migrate()
-        self._saver_conn = await aiosqlite.connect(self.path)
-        await self._saver_conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
-        self.checkpointer = AsyncSqliteSaver(self._saver_conn)
+        self._reader = await self._connect(ours=True)
+        self._saver_conn = await self._connect(isolation_level="")  # the saver commits its own transactions
+        self.checkpointer = SqliteCheckpointer(self._saver_conn)
         await self.checkpointer.setup()
-        self._store_conn = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._store_conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        self._store_conn = await self._connect()
         self.store = AsyncSqliteStore(self._store_conn)
         await self.store.setup()
 
@@ -144,16 +155,16 @@ class SqliteStorage(Storage):
             raise
 
     async def ping(self) -> dict[str, Any]:
-        async with self._lock, self._db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cur:
-            row = await cur.fetchone()
+        rows = await self._rdb.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+        row = next(iter(rows), None)
         return {"backend": self.kind, "path": self.path, "schema_version": int(row[0]) if row else 0}
 
     async def close(self) -> None:
-        """Close all three connections."""
-        for conn in (self._conn, self._saver_conn, self._store_conn):
+        """Close all connections."""
+        for conn in (self._conn, self._reader, self._saver_conn, self._store_conn):
             if conn is not None:
                 await conn.close()
-        self._conn = self._saver_conn = self._store_conn = None
+        self._conn = self._reader = self._saver_conn = self._store_conn = None
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -170,9 +181,17 @@ class SqliteStorage(Storage):
 
     @property
     def _db(self) -> aiosqlite.Connection:
+        """The writer connection (use it under `_lock`, or through `_write()`)."""
         if self._conn is None:
             raise RuntimeError("SqliteStorage.setup() has not been called")
         return self._conn
+
+    @property
+    def _rdb(self) -> aiosqlite.Connection:
+        """The reader connection: single statements need no lock, each reads the latest committed state."""
+        if self._reader is None:
+            raise RuntimeError("SqliteStorage.setup() has not been called")
+        return self._reader
 
     # row codec ----------------------------------------------------------------------------
     @staticmethod
@@ -204,10 +223,15 @@ class SqliteStorage(Storage):
             cols[name] = value
         return layout.join(cols, serde.loads(row["doc"]))
 
-    async def _fetch(self, layout: Layout, query: str, params: Sequence[Any] = ()) -> list[Record]:
-        async with self._db.execute(query, params) as cur:
-            rows = await cur.fetchall()
+    async def _fetch(
+        self, layout: Layout, query: str, params: Sequence[Any] = (), conn: aiosqlite.Connection | None = None
+    ) -> list[Record]:
+        """Rows as records, on `conn` (default: the writer, for reads inside a write transaction)."""
+        rows = await (conn or self._db).execute_fetchall(query, params)
         return [self._record(layout, row) for row in rows]
+
+    async def _read(self, layout: Layout, query: str, params: Sequence[Any] = ()) -> list[Record]:
+        return await self._fetch(layout, query, params, self._rdb)
 
     async def _upsert(self, table: str, layout: Layout, record: Record) -> None:
         """Insert or replace by key, keeping the row's `seq` (its original insertion position)."""
@@ -226,14 +250,23 @@ class SqliteStorage(Storage):
             self._params(layout, record),
         )
 
-    async def _get(self, table: str, layout: Layout, key: str) -> Record | None:
-        found = await self._fetch(layout, f"SELECT * FROM {table} WHERE {layout.key} = ?", (key,))
+    async def _get(
+        self, table: str, layout: Layout, key: str, conn: aiosqlite.Connection | None = None
+    ) -> Record | None:
+        found = await self._fetch(layout, f"SELECT * FROM {table} WHERE {layout.key} = ?", (key,), conn)
         return found[0] if found else None
 
     async def _merge(
         self, table: str, layout: Layout, key: str, fields: dict[str, Any], metadata: dict[str, Any] | None = None
     ) -> Record | None:
-        """Read-modify-write in one locked write transaction; `metadata` is merged into the stored metadata."""
+        """Read-modify-write in one locked write transaction; `metadata` is merged into the stored metadata.
+        When only typed columns, keys the stored record already has and metadata keys change, one UPDATE."""
+        statement = in_place_update(table, layout, key, fields, metadata)
+        if statement is not None:
+            async with self._lock:
+                rows = await self._db.execute_fetchall(*statement)
+            if rows:
+                return self._record(layout, rows[0])
         async with self._write():
             found = await self._get(table, layout, key)
             if found is None:
@@ -258,20 +291,22 @@ class SqliteStorage(Storage):
     ) -> tuple[list[Record], int]:
         """Filter in SQL; order like `sort_and_page` (None last, ties by insertion order) and page."""
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        async with self._lock:
-            if not layout.sortable(sort_by):
-                items = await self._fetch(layout, f"SELECT * FROM {table}{clause} ORDER BY seq", params)
-                return sort_and_page(items, sort_by, sort_order, limit, offset)
-            direction = "ASC" if sort_order.lower() == "asc" else "DESC"
-            column = _quoted(sort_by)
-            items = await self._fetch(
-                layout,
-                f"SELECT * FROM {table}{clause} ORDER BY {column} IS NULL, {column} {direction}, seq LIMIT ? OFFSET ?",
-                [*params, limit, offset],
-            )
-            async with self._db.execute(f"SELECT COUNT(*) FROM {table}{clause}", params) as cur:
-                row = await cur.fetchone()
-        return items, int(row[0]) if row else 0
+        if not layout.sortable(sort_by):
+            items = await self._read(layout, f"SELECT * FROM {table}{clause} ORDER BY seq", params)
+            return sort_and_page(items, sort_by, sort_order, limit, offset)
+        direction = "ASC" if sort_order.lower() == "asc" else "DESC"
+        column = _quoted(sort_by)
+        # page and total in one statement, so both come from one snapshot
+        rows = await self._rdb.execute_fetchall(
+            f"SELECT *, (SELECT COUNT(*) FROM {table}{clause}) AS total_count FROM {table}{clause} "
+            f"ORDER BY {column} IS NULL, {column} {direction}, seq LIMIT ? OFFSET ?",
+            [*params, *params, limit, offset],
+        )
+        if rows:
+            return [self._record(layout, r) for r in rows], int(rows[0]["total_count"])
+        rows = await self._rdb.execute_fetchall(f"SELECT COUNT(*) FROM {table}{clause}", params)
+        row = next(iter(rows), None)
+        return [], int(row[0]) if row else 0
 
     # assistants ---------------------------------------------------------------------------
     async def assistant_put(self, assistant: Record) -> None:
@@ -281,8 +316,7 @@ class SqliteStorage(Storage):
             await self._insert("assistant_versions", ASSISTANTS, assistant)
 
     async def assistant_get(self, assistant_id: str) -> Record | None:
-        async with self._lock:
-            return await self._get("assistants", ASSISTANTS, assistant_id)
+        return await self._get("assistants", ASSISTANTS, assistant_id, self._rdb)
 
     async def assistant_add_version(self, assistant: Record) -> None:
         async with self._write():
@@ -346,12 +380,11 @@ class SqliteStorage(Storage):
         if metadata:
             where += " AND json_contains(metadata, ?)"
             params.append(json_text(metadata))
-        async with self._lock:
-            return await self._fetch(
-                ASSISTANTS,
-                f"SELECT * FROM assistant_versions WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
-                [*params, limit, offset],
-            )
+        return await self._read(
+            ASSISTANTS,
+            f"SELECT * FROM assistant_versions WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
 
     async def assistant_set_latest(self, assistant_id: str, version: int) -> Record | None:
         async with self._write():
@@ -371,8 +404,7 @@ class SqliteStorage(Storage):
             await self._upsert("threads", THREADS, thread)
 
     async def thread_get(self, thread_id: str) -> Record | None:
-        async with self._lock:
-            return await self._get("threads", THREADS, thread_id)
+        return await self._get("threads", THREADS, thread_id, self._rdb)
 
     async def thread_update(self, thread_id: str, fields: dict[str, Any]) -> Record | None:
         return await self._merge("threads", THREADS, thread_id, fields)
@@ -425,15 +457,18 @@ class SqliteStorage(Storage):
 
     # runs ---------------------------------------------------------------------------------
     async def run_put(self, run: Record) -> None:
-        async with self._write() as db:
-            await self._upsert("runs", RUNS, run)
-            await db.execute(
-                "UPDATE runs SET owner = ? WHERE run_id = ? AND owner IS NULL", (self.instance_id, run["run_id"])
+        """One upsert that also makes this process the owner of a run nobody owns yet."""
+        names = RUNS.names
+        updates = ", ".join(f"{_quoted(n)} = excluded.{_quoted(n)}" for n in names[1:])
+        async with self._lock:
+            await self._db.execute(
+                f"INSERT INTO runs ({', '.join(map(_quoted, names))}, owner) VALUES ({', '.join('?' * len(names))}, ?) "
+                f"ON CONFLICT (run_id) DO UPDATE SET {updates}, owner = COALESCE(runs.owner, excluded.owner)",
+                [*self._params(RUNS, run), self.instance_id],
             )
 
     async def run_get(self, run_id: str) -> Record | None:
-        async with self._lock:
-            return await self._get("runs", RUNS, run_id)
+        return await self._get("runs", RUNS, run_id, self._rdb)
 
     async def run_update(self, run_id: str, fields: dict[str, Any]) -> Record | None:
         return await self._merge("runs", RUNS, run_id, fields)
@@ -448,20 +483,18 @@ class SqliteStorage(Storage):
         if status is not None:
             where += " AND status = ?"
             params.append(status)
-        async with self._lock:
-            return await self._fetch(
-                RUNS,
-                f"SELECT * FROM runs WHERE {where} ORDER BY created_at DESC, seq LIMIT ? OFFSET ?",
-                [*params, limit, offset],
-            )
+        return await self._read(
+            RUNS,
+            f"SELECT * FROM runs WHERE {where} ORDER BY created_at DESC, seq LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
 
     async def run_list_by_status(self, statuses: list[str]) -> list[Record]:
         if not statuses:
             return []
-        async with self._lock:
-            return await self._fetch(
-                RUNS, f"SELECT * FROM runs WHERE status IN ({', '.join('?' * len(statuses))}) ORDER BY seq", statuses
-            )
+        return await self._read(
+            RUNS, f"SELECT * FROM runs WHERE status IN ({', '.join('?' * len(statuses))}) ORDER BY seq", statuses
+        )
 
     # run engine ---------------------------------------------------------------------------
     # Each step is one BEGIN IMMEDIATE transaction: SQLite serialises it against every other writer, in this
@@ -513,11 +546,9 @@ class SqliteStorage(Storage):
 
     # run ownership ------------------------------------------------------------------------
     async def run_list_inflight(self) -> list[tuple[Record, str | None]]:
-        async with self._lock:
-            async with self._db.execute(
-                "SELECT * FROM runs WHERE status IN ('pending', 'running') ORDER BY created_at, seq"
-            ) as cur:
-                rows = await cur.fetchall()
+        rows = await self._rdb.execute_fetchall(
+            "SELECT * FROM runs WHERE status IN ('pending', 'running') ORDER BY created_at, seq"
+        )
         return [(self._record(RUNS, row), row["owner"]) for row in rows]
 
     async def run_claim(self, run_id: str, owner: str | None, new_owner: str) -> bool:
@@ -540,8 +571,7 @@ class SqliteStorage(Storage):
             await db.execute("DELETE FROM server_instances WHERE instance_id = ?", (instance_id,))
 
     async def instance_list(self) -> list[Record]:
-        async with self._lock, self._db.execute("SELECT * FROM server_instances") as cur:
-            rows = await cur.fetchall()
+        rows = await self._rdb.execute_fetchall("SELECT * FROM server_instances")
         return [
             {"instance_id": r["instance_id"], "host": r["host"], "pid": r["pid"],
              "heartbeat_at": parse_time_text(r["heartbeat_at"])}
@@ -563,20 +593,17 @@ class SqliteStorage(Storage):
             )
 
     async def thread_get_ttl(self, thread_id: str) -> Record | None:
-        async with self._lock:
-            async with self._db.execute(
-                "SELECT strategy, ttl_minutes, expires_at FROM thread_ttl WHERE thread_id = ?", (thread_id,)
-            ) as cur:
-                row = await cur.fetchone()
+        rows = await self._rdb.execute_fetchall(
+            "SELECT strategy, ttl_minutes, expires_at FROM thread_ttl WHERE thread_id = ?", (thread_id,)
+        )
+        row = next(iter(rows), None)
         if row is None:
             return None
         return {"strategy": row[0], "ttl_minutes": row[1], "expires_at": parse_time_text(row[2])}
 
     async def thread_expired(self, at: datetime, limit: int = 100) -> list[tuple[str, str]]:
-        async with self._lock:
-            async with self._db.execute(
-                "SELECT thread_id, strategy FROM thread_ttl WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
-                (time_text(at), limit),
-            ) as cur:
-                rows = await cur.fetchall()
+        rows = await self._rdb.execute_fetchall(
+            "SELECT thread_id, strategy FROM thread_ttl WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
+            (time_text(at), limit),
+        )
         return [(row[0], row[1]) for row in rows]
