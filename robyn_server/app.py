@@ -8,13 +8,13 @@ from collections.abc import Callable
 
 from robyn import Request, Robyn
 
-from robyn_server import cors
+from robyn_server import cors, webhooks
 from robyn_server.auth.install import install as auth_install
 from robyn_server.config import ServerConfig, Settings
 from robyn_server.context import ServerContext
 from robyn_server.graphs import GraphRegistry
 from robyn_server.http import Router
-from robyn_server.routes import assistants, meta, playground, runs, store, threads
+from robyn_server.routes import assistants, crons, meta, playground, runs, store, threads
 from robyn_server.runs.manager import RunManager
 from robyn_server.storage.base import Storage
 
@@ -25,6 +25,7 @@ def build_context(config: ServerConfig, settings: Settings, storage: Storage, ap
     registry = GraphRegistry(storage)
     registry.load(config.graphs, config.base_dir)
     cors.load_policy(config.http)  # bad CORS settings stop the server here, with a one-line ConfigError
+    webhooks.configure(config.webhooks, config.http)  # likewise the webhook URL policy and headers
     manager = RunManager(
         storage, registry, max_concurrent=settings.max_concurrent_runs, timeout=settings.run_timeout_seconds
     )
@@ -33,7 +34,7 @@ def build_context(config: ServerConfig, settings: Settings, storage: Storage, ap
 
 def build_router(ctx: ServerContext) -> Router:
     router = Router(ctx.settings.max_body_bytes)
-    for module in (meta, assistants, threads, runs, store):
+    for module in (meta, assistants, threads, runs, crons, store):
         module.register(router, ctx)
     playground.register(router, ctx)
     cors.install(router, ctx.config.http)
@@ -64,6 +65,9 @@ def build_app(
             await recover_at_startup(ctx)
         except Exception as exc:
             exit_on_startup_error(ctx.storage, exc)
+        from robyn_server.crons import scheduler
+
+        scheduler.start(ctx)
         if on_loop is not None:
             on_loop(asyncio.get_running_loop())
 

@@ -210,6 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     robyn_config.disable_openapi = True
 
     watcher = ShutdownWatcher()
+    from robyn_server.crons import scheduler
+
+    watcher.on_shutdown.append(scheduler.stop)  # no cron fires while runs are being cancelled
     watcher.on_shutdown.append(ctx.runs.shutdown)
 
     async def forget_instance() -> None:

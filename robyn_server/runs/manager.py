@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from robyn_server import serde
+from robyn_server import serde, webhooks
 from robyn_server.checkpoints import drop_run_checkpoints
 from robyn_server.graphs import GraphRegistry
 from robyn_server.runs.driver import build_input, stream_graph
@@ -217,6 +217,7 @@ class RunManager:
         except Exception:
             logger.exception("could not record the end of run %s", handle.run_id)
         finally:
+            webhooks.notify_run_end(handle.run, status, result)  # background POST when the run has `webhook`
             self._close(handle, result)
             self._start_next(handle.thread_id)
 
