@@ -11,6 +11,7 @@ import httpx
 from langgraph_sdk.client import LangGraphClient
 
 from tests.cron_helpers import parse_time, runs_of, tagged_threads, wait_for
+from tests.server import ServerProcess
 
 MISSING = "00000000-0000-4000-8000-000000000000"
 ZoneParis = ZoneInfo("Europe/Paris")
@@ -173,3 +174,21 @@ def test_thread_cron_runs_on_its_thread_until_end_time(http: httpx.Client) -> No
     for found in http.post("/runs/crons/search", json={"metadata": {"tag": sentinel}}).json():
         http.delete(f"/runs/crons/{found['cron_id']}")
     http.delete(f"/runs/crons/{cron['cron_id']}")
+
+
+def test_scheduler_sleeps_until_the_due_date_not_a_fixed_poll() -> None:
+    """With a 60 s cap, a cron created here wakes the scheduler and its first due date fires well before it."""
+    proc = ServerProcess(env={"CRON_SCHEDULER_SLEEP_TIME": "60"}).start()
+    try:
+        with httpx.Client(base_url=proc.url, timeout=30) as http:
+            mark = tag()
+            due = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
+            cron = http.post("/runs/crons", json={
+                "assistant_id": "slow", "schedule": f"* * * * * {due.second}", "input": {"delay": 0.01},
+                "metadata": {"tag": mark}, "on_run_completed": "keep",
+            }).json()  # fmt: skip
+            assert parse_time(cron["next_run_date"]) == due
+            fired = wait_for(lambda: tagged_threads(http, mark), "the first run", timeout=30)
+            assert due <= parse_time(fired[0]["created_at"]) < due + timedelta(seconds=30)
+    finally:
+        proc.stop()

@@ -4,10 +4,11 @@ run when the receiver fails, and refuses private, loopback and metadata addresse
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import threading
 import time
 import uuid
@@ -19,12 +20,14 @@ from typing import Any
 import httpx
 import pytest
 
+from robyn_server.config import ConfigError
 from robyn_server.errors import ApiError
-from robyn_server.webhooks import WebhookPolicy, check_url
+from robyn_server.webhooks import WebhookPolicy, check_url, load_policy
 from tests.cron_helpers import wait_for
 from tests.server import ROOT, ServerProcess
 
 SECRET = "whsec-test-0123456789"
+HANG = -1  # a scripted "status": answer only after the server's timeout
 GRAPHS = ROOT / "tests" / "graphs"
 
 
@@ -45,6 +48,9 @@ class Receiver:
                                               "at": time.time()})  # fmt: skip
                     script = receiver.scripts.get(self.path) or []
                     status = script.pop(0) if script else 200
+                if status == HANG:
+                    time.sleep(3)  # longer than the server's webhook timeout
+                    status = 200
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -79,7 +85,7 @@ def hooked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
                      "headers": {"X-Token": "Bearer ${{ env.LG_WEBHOOK_TOKEN }}"}},
     }))  # fmt: skip
     env = {"ROBYN_SERVER_WEBHOOK_SECRET": SECRET, "ROBYN_SERVER_WEBHOOK_BACKOFF_SECONDS": "0.05",
-           "ROBYN_SERVER_WEBHOOK_ATTEMPTS": "3", "ROBYN_SERVER_WEBHOOK_TIMEOUT_SECONDS": "5",
+           "ROBYN_SERVER_WEBHOOK_ATTEMPTS": "3", "ROBYN_SERVER_WEBHOOK_TIMEOUT_SECONDS": "1",
            "LG_WEBHOOK_TOKEN": "abc"}  # fmt: skip
     proc = ServerProcess(config=config, env=env).start()
     try:
@@ -112,7 +118,7 @@ def test_run_webhook_is_delivered_signed_with_the_run(hooked: httpx.Client, rece
 
 def test_failed_deliveries_are_retried_and_never_touch_the_run(hooked: httpx.Client, receiver: Receiver) -> None:
     flaky, broken = f"/flaky/{uuid.uuid4().hex}", f"/broken/{uuid.uuid4().hex}"
-    receiver.scripts[flaky] = [500, 503]
+    receiver.scripts[flaky] = [500, HANG]  # a 5xx, then a timeout, then success
     receiver.scripts[broken] = [500, 500, 500, 500]
     runs = []
     for path in (flaky, broken):
@@ -191,4 +197,42 @@ async def test_url_policy_rules() -> None:
     assert await refused("http://[::ffff:10.0.0.1]/x", WebhookPolicy()) == "Webhook host blocked: private address"
     assert await refused("http://x/" + "a" * 5000, WebhookPolicy()) == "Webhook URL too long"
     assert await refused("/internal", WebhookPolicy()) is not None
-    await asyncio.sleep(0)
+
+
+async def test_host_names_are_resolved_before_the_address_checks() -> None:
+    name = socket.gethostname()
+    try:
+        address = ipaddress.ip_address(socket.getaddrinfo(name, 80, type=socket.SOCK_STREAM)[0][4][0])
+    except OSError:
+        pytest.skip(f"this machine's own name {name!r} does not resolve")
+    if not (address.is_loopback or address.is_private):
+        pytest.skip(f"{name!r} resolves to a public address")
+    kind = "loopback address" if address.is_loopback else "private address"
+    with pytest.raises(ApiError, match=kind):
+        await check_url(f"http://{name}:8080/hook", WebhookPolicy())
+
+
+def test_bad_webhooks_config_stops_the_start(tmp_path: Path) -> None:
+    config = tmp_path / "langgraph.json"
+    config.write_text(json.dumps({"graphs": {"agent": f"{GRAPHS}/anchor_graph.py:agent"},
+                                  "webhooks": {"headers": {"X-Key": "${{ env.NOT_PREFIXED }}"}}}))  # fmt: skip
+    with pytest.raises(RuntimeError, match="must start with 'LG_WEBHOOK_'"):
+        ServerProcess(config=config).start()
+
+
+def test_policy_from_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LANGGRAPH_WEBHOOKS", raising=False)
+    assert load_policy({}).require_https is False
+    configured = load_policy({"url": {}})  # like the reference, an explicit url policy defaults to https
+    assert configured.require_https is True and configured.max_url_length == 2048
+    assert configured.disable_loopback is True and configured.disable_private_ips is True
+    monkeypatch.setenv("LG_WEBHOOK_KEY", "k1")
+    monkeypatch.setenv("OTHER_SECRET", "nope")
+    assert load_policy({"headers": {"X-Key": "key ${{ env.LG_WEBHOOK_KEY }}"}}).headers == {"X-Key": "key k1"}
+    with pytest.raises(ConfigError, match="must start with 'LG_WEBHOOK_'"):
+        load_policy({"headers": {"X-Key": "${{ env.OTHER_SECRET }}"}})
+    with pytest.raises(ConfigError, match="wildcard"):
+        load_policy({"url": {"allowed_domains": ["a.*.com"]}})
+    monkeypatch.setenv("LANGGRAPH_WEBHOOKS", json.dumps({"url": {"require_https": False, "allowed_ports": [8443]}}))
+    from_env = load_policy({"url": {}})
+    assert from_env.require_https is False and from_env.allowed_ports == (8443,)
