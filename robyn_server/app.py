@@ -9,13 +9,13 @@ from collections.abc import Callable
 
 from robyn import Request, Robyn
 
-from robyn_server import cors
+from robyn_server import cors, webhooks
 from robyn_server.auth.install import install as auth_install
 from robyn_server.config import ServerConfig, Settings
 from robyn_server.context import ServerContext
 from robyn_server.graphs import GraphRegistry
 from robyn_server.http import Router
-from robyn_server.routes import assistants, meta, playground, runs, store, threads
+from robyn_server.routes import assistants, crons, meta, playground, runs, store, threads
 from robyn_server.runs.manager import RunManager
 from robyn_server.storage.base import Storage
 from robyn_server.streaming.bus import EventBus
@@ -39,6 +39,7 @@ def build_context(
     registry = GraphRegistry(storage)
     registry.load(config.graphs, config.base_dir)
     cors.load_policy(config.http)  # bad CORS settings stop the server here, with a one-line ConfigError
+    webhooks.configure(config.webhooks, config.http)  # likewise the webhook URL policy and headers
     manager = RunManager(
         storage,
         registry,
@@ -53,7 +54,7 @@ def build_context(
 
 def build_router(ctx: ServerContext) -> Router:
     router = Router(ctx.settings.max_body_bytes)
-    for module in (meta, assistants, threads, runs, store):
+    for module in (meta, assistants, threads, runs, crons, store):
         module.register(router, ctx)
     playground.register(router, ctx)
     cors.install(router, ctx.config.http)
@@ -85,6 +86,9 @@ def build_app(
             await recover_at_startup(ctx)
         except Exception as exc:
             exit_on_startup_error(ctx.storage, exc)
+        from robyn_server.crons import scheduler
+
+        scheduler.start(ctx)
         if on_loop is not None:
             on_loop(asyncio.get_running_loop())
 

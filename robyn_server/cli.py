@@ -271,10 +271,12 @@ def main(argv: list[str] | None = None) -> None:
 
     grace = settings.shutdown_grace_seconds
     watcher = ShutdownWatcher(grace_seconds=grace + 15.0)
+    from robyn_server.crons import scheduler
 
     async def drain_runs() -> None:
         await ctx.runs.shutdown(grace)
 
+    watcher.on_shutdown.append(scheduler.stop)  # no cron fires while runs are being drained
     watcher.on_shutdown.append(drain_runs)
 
     async def forget_instance() -> None:

@@ -39,6 +39,7 @@ class ServerConfig:
     http: dict[str, Any] = field(default_factory=dict)
     store: dict[str, Any] = field(default_factory=dict)
     checkpointer: dict[str, Any] = field(default_factory=dict)
+    webhooks: dict[str, Any] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -89,6 +90,7 @@ def load_config(path: Path) -> ServerConfig:
         http=raw.get("http") or {},
         store=raw.get("store") or {},
         checkpointer=raw.get("checkpointer") or {},
+        webhooks=raw.get("webhooks") or {},
     )
 
 

@@ -166,13 +166,6 @@ class RunCreateStateless(_Body):
     interrupt_after: Literal["*"] | list[str] | None = None
     langsmith_tracer: dict[str, Any] | None = None
 
-    @field_validator("webhook")
-    @classmethod
-    def _no_webhook(cls, value: str | None) -> str | None:
-        if value is not None:
-            raise ValueError("webhooks are not supported by this server")
-        return value
-
     @field_validator("feedback_keys")
     @classmethod
     def _no_feedback(cls, value: list[str] | None) -> list[str] | None:

@@ -1,5 +1,5 @@
 """The built-in authorization policy used with Supabase JWTs when langgraph.json names no `auth.path`:
-every assistant, thread (and so its runs) is stamped with `metadata.owner` and visible to its owner only,
+every assistant, thread (and so its runs) and cron is stamped with `metadata.owner` and visible to its owner only,
 and the store is scoped to namespaces that start with the user's id. Assistants created by the server for
 each graph (`metadata.created_by == "system"`) stay readable by everyone and writable by no one."""
 
@@ -21,6 +21,7 @@ def build_default_policy() -> Auth:
     @auth.on.threads.create
     @auth.on.threads.create_run
     @auth.on.assistants.create
+    @auth.on.crons.create
     async def stamp_owner(ctx: Auth.types.AuthContext, value: dict[str, Any]) -> dict[str, Any]:
         metadata = value.get("metadata")
         if not isinstance(metadata, dict):
@@ -30,6 +31,7 @@ def build_default_policy() -> Auth:
 
     @auth.on.threads.update
     @auth.on.assistants.update
+    @auth.on.crons.update
     async def keep_owner(ctx: Auth.types.AuthContext, value: dict[str, Any]) -> dict[str, Any]:
         metadata = value.get("metadata")
         if isinstance(metadata, dict):  # an update cannot hand the resource to someone else
@@ -37,6 +39,7 @@ def build_default_policy() -> Auth:
         return own(ctx)
 
     @auth.on.threads
+    @auth.on.crons
     @auth.on.assistants.delete
     async def owner_only(ctx: Auth.types.AuthContext, value: dict[str, Any]) -> dict[str, Any]:
         return own(ctx)

@@ -23,7 +23,7 @@ async def authorize_run(body: Any, assistant: dict[str, Any], thread_id: str | N
     else 404 `Thread or assistant not found.` exactly as for a missing one."""
     metadata = dict(body.metadata or {})
     if not auth_enabled():
-        return RunAuth(metadata)
+        return RunAuth(metadata, None, dict(metadata))  # a thread the run creates starts with its metadata
     value: dict[str, Any] = {
         "thread_id": thread_id,
         "assistant_id": assistant["assistant_id"],

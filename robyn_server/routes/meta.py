@@ -27,7 +27,7 @@ def register(router: Router, ctx: ServerContext) -> None:
             "langgraph_py_version": langgraph.version.__version__,
             "flags": {
                 "assistants": True,
-                "crons": False,
+                "crons": True,
                 "langsmith": False,
                 "langsmith_tracing_replicas": False,
                 "langsmith_tracing_session_on_runs": False,

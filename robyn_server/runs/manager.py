@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from robyn_server import serde
+from robyn_server import serde, webhooks
 from robyn_server.auth.context import AuthUser, set_current_user
 from robyn_server.checkpoints import drop_run_checkpoints
 from robyn_server.graphs import GraphRegistry
@@ -349,6 +349,8 @@ class RunManager:
                 delay = min(delay * 2, 10.0)
         self._executing.pop(execution.run_id, None)
         self.bus.finish_run(execution.run_id, execution.thread_id, execution.log, result, final=status != "pending")
+        if status != "pending":
+            webhooks.notify_run_end(execution.run, status, result)  # background POST when the run has `webhook`
         try:
             await self.publish_thread_event(
                 execution.thread_id, "metadata", {"status": "run_done", "run_id": execution.run_id}

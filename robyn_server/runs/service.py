@@ -20,6 +20,7 @@ from robyn_server.routes.assistants import resolve_assistant_ref
 from robyn_server.runs.manager import INFLIGHT, RunHandle, now
 from robyn_server.schemas import RunCreateStateful, RunCreateStateless
 from robyn_server.streaming.modes import normalize_stream_mode
+from robyn_server.webhooks import check_url as check_webhook_url
 
 BUSY_DETAIL = "Thread is already running a task. Wait for it to finish or choose a different multitask strategy."
 NOT_FOUND_DETAIL = "Thread or assistant not found."
@@ -109,6 +110,8 @@ async def create_run(
     stateless = thread_id is None
     if stateless and body.command is not None and body.command.resume is not None:
         raise ApiError(400, "You must provide a thread_id when resuming.")
+    if body.webhook:
+        await check_webhook_url(body.webhook)  # the URL policy (webhooks.py), before anything is stored
     assistant = await resolve_assistant_ref(ctx, body.assistant_id)
     if assistant is None or assistant["graph_id"] not in ctx.registry:
         raise ApiError(404, NOT_FOUND_DETAIL)
@@ -170,7 +173,7 @@ async def create_run(
             "stream_mode": stream_mode,
             "interrupt_before": body.interrupt_before,
             "interrupt_after": body.interrupt_after,
-            "webhook": None,
+            "webhook": body.webhook,
             "feedback_keys": None,
             "temporary": temporary,
             "subgraphs": body.stream_subgraphs,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,8 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
 Record = dict[str, Any]
+# Computes a cron's next run date after a datetime (the scheduler's croniter rule, handed to `cron_claim_due`).
+NextRun = Callable[[Record, datetime], datetime]
 
 # Keys `Storage.assistant_patch` never takes from `fields`: the id is fixed, the version is computed, and
 # metadata is merged from `metadata_patch`.
@@ -141,7 +144,7 @@ class Storage(ABC):
 
     @abstractmethod
     async def thread_delete(self, thread_id: str) -> bool:
-        """Delete the thread with its runs and checkpoints."""
+        """Delete the thread with its runs, crons and checkpoints."""
 
     @abstractmethod
     async def thread_search(
@@ -228,3 +231,46 @@ class Storage(ABC):
     @abstractmethod
     async def thread_expired(self, at: datetime, limit: int = 100) -> list[tuple[str, str]]:
         """`(thread_id, strategy)` of threads whose TTL expired at or before `at`, soonest first."""
+
+    # crons --------------------------------------------------------------------------------
+    @abstractmethod
+    async def cron_put(self, cron: Record) -> None:
+        """Store a new cron (`cron_id`, `assistant_id`, `thread_id`, `user_id`, `enabled`, `next_run_date`, ...)."""
+
+    @abstractmethod
+    async def cron_get(self, cron_id: str) -> Record | None: ...
+
+    @abstractmethod
+    async def cron_update(
+        self, cron_id: str, fields: dict[str, Any], metadata_patch: dict[str, Any] | None = None
+    ) -> Record | None:
+        """Atomically set `fields` and merge `metadata_patch` into the cron's metadata. None when missing."""
+
+    @abstractmethod
+    async def cron_delete(self, cron_id: str) -> bool: ...
+
+    @abstractmethod
+    async def cron_search(
+        self,
+        *,
+        assistant_id: str | None,
+        thread_id: str | None,
+        enabled: bool | None,
+        metadata: dict[str, Any] | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> tuple[list[Record], int]: ...
+
+    @abstractmethod
+    async def cron_claim_due(self, at: datetime, next_run: NextRun, limit: int = 100) -> list[Record]:
+        """Claim the enabled crons due at `at` (`next_run_date <= at`, `end_time` unset or not passed): in one
+        transaction each claimed cron's `next_run_date` becomes `next_run(cron, at)`, so with any number of
+        processes on one database each due date is handed out exactly once. Returns the crons as they were
+        before the claim (their `next_run_date` is the date that fired)."""
+
+    @abstractmethod
+    async def cron_next_due(self, at: datetime) -> datetime | None:
+        """The earliest `next_run_date` of an enabled cron that will still fire after `at` (not beyond its
+        `end_time`): the scheduler's alarm."""

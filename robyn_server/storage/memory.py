@@ -9,10 +9,11 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from robyn_server.storage.base import Record, Storage, patched_assistant, pick_next_run
+from robyn_server.storage.crons import MemoryCrons
 from robyn_server.storage.filters import contains, sort_and_page
 
 
-class MemoryStorage(Storage):
+class MemoryStorage(MemoryCrons, Storage):
     """Dicts in this process, LangGraph's in-memory checkpointer and store."""
 
     kind = "memory"
@@ -27,6 +28,7 @@ class MemoryStorage(Storage):
         self._owners: dict[str, str | None] = {}
         self._ttls: dict[str, Record] = {}
         self._instances: dict[str, Record] = {}
+        self._crons: dict[str, Record] = {}
 
     # assistants ---------------------------------------------------------------------------
     async def assistant_put(self, assistant: Record) -> None:
@@ -127,6 +129,7 @@ class MemoryStorage(Storage):
     async def thread_delete(self, thread_id: str) -> bool:
         existed = self._threads.pop(thread_id, None) is not None
         self._ttls.pop(thread_id, None)
+        self._drop_thread_crons(thread_id)
         for run_id in [r for r, run in self._runs.items() if run["thread_id"] == thread_id]:
             del self._runs[run_id]
             self._owners.pop(run_id, None)

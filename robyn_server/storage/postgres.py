@@ -21,6 +21,7 @@ from psycopg.types.json import Json, Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from robyn_server.storage.base import Record, Storage, patched_assistant, pick_next_run
+from robyn_server.storage.crons_sql import POSTGRES_MIGRATION, PostgresCrons
 from robyn_server.storage.errors import MigrationError, first_line
 from robyn_server.storage.filters import sort_and_page
 from robyn_server.storage.records import ASSISTANTS, RUNS, THREADS, Layout, json_text, to_utc
@@ -66,6 +67,7 @@ MIGRATIONS: list[list[str]] = [
             instance_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,
             heartbeat_at TIMESTAMPTZ NOT NULL)""",
     ],
+    POSTGRES_MIGRATION,
 ]
 
 Conn = AsyncConnection[DictRow]
@@ -79,7 +81,7 @@ def _jsonb(value: Any) -> Jsonb:
     return Jsonb(value, dumps=_dumps)
 
 
-class PostgresStorage(Storage):
+class PostgresStorage(PostgresCrons, Storage):
     """Everything in the PostgreSQL database at `dsn`.
 
     Pooled connections are checked before each use, so connections the server dropped (a restart, a failover,
@@ -408,6 +410,7 @@ class PostgresStorage(Storage):
         async with self._pool_or_fail.connection() as conn, conn.transaction():
             await conn.execute("DELETE FROM runs WHERE thread_id = %s", (thread_id,))
             await conn.execute("DELETE FROM thread_ttl WHERE thread_id = %s", (thread_id,))
+            await conn.execute("DELETE FROM crons WHERE thread_id = %s", (thread_id,))
             cur = await conn.execute("DELETE FROM threads WHERE thread_id = %s", (thread_id,))
             existed = cur.rowcount > 0
         await self.checkpointer.adelete_thread(thread_id)

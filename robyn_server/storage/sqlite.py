@@ -25,6 +25,7 @@ from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from robyn_server import serde
 from robyn_server.storage.base import Record, Storage, patched_assistant, pick_next_run
+from robyn_server.storage.crons_sql import SQLITE_MIGRATION, SqliteCrons
 from robyn_server.storage.errors import MigrationError
 from robyn_server.storage.filters import contains, sort_and_page
 from robyn_server.storage.records import (
@@ -71,6 +72,7 @@ MIGRATIONS: list[list[str]] = [
         """CREATE TABLE server_instances (
             instance_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat_at TEXT NOT NULL)""",
     ],
+    SQLITE_MIGRATION,
 ]
 
 
@@ -88,7 +90,7 @@ def _quoted(name: str) -> str:
     return f'"{name}"'
 
 
-class SqliteStorage(Storage):
+class SqliteStorage(SqliteCrons, Storage):
     """Everything in one SQLite file at `path`."""
 
     kind = "sqlite"
@@ -419,6 +421,7 @@ class SqliteStorage(Storage):
         async with self._write() as db:
             await db.execute("DELETE FROM runs WHERE thread_id = ?", (thread_id,))
             await db.execute("DELETE FROM thread_ttl WHERE thread_id = ?", (thread_id,))
+            await db.execute("DELETE FROM crons WHERE thread_id = ?", (thread_id,))
             async with db.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,)) as cur:
                 existed = cur.rowcount > 0
         await self.checkpointer.adelete_thread(thread_id)
