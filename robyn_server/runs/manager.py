@@ -18,6 +18,7 @@ from typing import Any
 from robyn_server import serde
 from robyn_server.checkpoints import drop_run_checkpoints
 from robyn_server.graphs import GraphRegistry
+from robyn_server.runs.credentials import execution_config
 from robyn_server.runs.driver import build_input, stream_graph
 from robyn_server.runs.errors import error_payload
 from robyn_server.storage.base import Record, Storage
@@ -180,7 +181,7 @@ class RunManager:
                 await self.storage.run_update(run_id, {"status": "running", "updated_at": now()})
                 handle.log.mirror = self._thread_logs.get(handle.thread_id)
                 handle.log.append("metadata", serde.dumps({"run_id": run_id, "attempt": 1}))
-                config = kwargs["config"]
+                config = execution_config(kwargs["config"])  # + the caller's token, never stored
                 graph_id = config["configurable"]["graph_id"]
                 async with asyncio.timeout(self.timeout):
                     async with self.registry.graph(graph_id, config) as graph:

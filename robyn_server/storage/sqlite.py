@@ -36,6 +36,17 @@ from robyn_server.storage.records import (
 
 _COMMON = "seq INTEGER PRIMARY KEY AUTOINCREMENT"
 
+# Earlier versions stored the caller's bearer token in each run's config and LangGraph copied it into checkpoint
+# metadata; it is now held in memory for the run only (robyn_server.runs.credentials). The checkpoint table
+# exists here because LangGraph's saver is set up before the migrations run.
+REMOVE_STORED_TOKENS = [
+    """UPDATE runs SET doc = json_remove(doc, '$.rest.kwargs.config.configurable."x-supabase-access-token"')
+        WHERE instr(doc, 'x-supabase-access-token') > 0""",
+    """UPDATE checkpoints
+        SET metadata = CAST(json_remove(CAST(metadata AS TEXT), '$."x-supabase-access-token"') AS BLOB)
+        WHERE instr(CAST(metadata AS TEXT), 'x-supabase-access-token') > 0""",
+]
+
 # Each entry is one schema version; never edit an applied entry, append a new one instead.
 MIGRATIONS: list[list[str]] = [
     [
@@ -66,6 +77,7 @@ MIGRATIONS: list[list[str]] = [
         """CREATE TABLE server_instances (
             instance_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat_at TEXT NOT NULL)""",
     ],
+    REMOVE_STORED_TOKENS,
 ]
 
 
@@ -106,11 +118,11 @@ class SqliteStorage(Storage):
         await conn.create_function("json_contains", 2, _json_contains, deterministic=True)
         await conn.create_function("icontains", 2, _icontains, deterministic=True)
         self._conn = conn
-        await self._migrate()
         self._saver_conn = await aiosqlite.connect(self.path)
         await self._saver_conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         self.checkpointer = AsyncSqliteSaver(self._saver_conn)
-        await self.checkpointer.setup()
+        await self.checkpointer.setup()  # before our migrations: one of them cleans checkpoint metadata
+        await self._migrate()
         self._store_conn = await aiosqlite.connect(self.path, isolation_level=None)
         await self._store_conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         self.store = AsyncSqliteStore(self._store_conn)
