@@ -102,7 +102,8 @@ def test_migration_removes_stored_tokens_sqlite(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE runs (run_id TEXT, doc TEXT)")
         conn.execute("CREATE TABLE checkpoints (checkpoint_id TEXT, metadata BLOB)")
-        doc = '{"keys":["run_id"],"rest":{"kwargs":{"config":{"configurable":{"a":1,"%s":"old-secret"}}}}}' % KEY
+        doc = '{"keys":["run_id"],"rest":{"kwargs":{"config":{"configurable":{"a":1,"KEY":"old-secret"}}}}}'
+        doc = doc.replace("KEY", KEY)
         conn.execute("INSERT INTO runs VALUES ('r1', ?), ('r2', '{\"rest\":{}}')", (doc,))
         conn.execute("INSERT INTO checkpoints VALUES ('c1', ?)", (f'{{"step":1,"{KEY}":"old-secret"}}'.encode(),))
         for statement in sqlite_module.REMOVE_STORED_TOKENS:
@@ -120,7 +121,7 @@ def test_migration_removes_stored_tokens_postgres(postgres_dsn: str) -> None:
         for statement in postgres_module.REMOVE_STORED_TOKENS:  # no checkpoint table yet: nothing to clean
             conn.execute(statement)
         conn.execute("CREATE TABLE checkpoints (checkpoint_id TEXT, metadata JSONB)")
-        doc = '{"rest":{"kwargs":{"config":{"configurable":{"a":1,"%s":"old-secret"}}}}}' % KEY
+        doc = '{"rest":{"kwargs":{"config":{"configurable":{"a":1,"KEY":"old-secret"}}}}}'.replace("KEY", KEY)
         conn.execute("INSERT INTO runs VALUES ('r1', %s)", (doc,))
         conn.execute("INSERT INTO checkpoints VALUES ('c1', %s)", (f'{{"step":1,"{KEY}":"old-secret"}}',))
         for statement in postgres_module.REMOVE_STORED_TOKENS:
