@@ -107,7 +107,9 @@ def register(router: Router, ctx: ServerContext) -> None:
         filters = await authorize(req, "threads", "create", value)
         existing = await ctx.storage.thread_get(thread_id)
         if existing is not None:
-            if body.if_exists == "do_nothing" and visible(existing, filters):
+            if not visible(existing, filters):  # another user's: a 409 would confirm that the id exists
+                raise ApiError(403, "Forbidden: choose another thread ID")
+            if body.if_exists == "do_nothing":
                 return existing
             raise ApiError(409, f"Thread with ID {thread_id} already exists")
         thread = new_thread(thread_id, value["metadata"])
