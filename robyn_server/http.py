@@ -19,9 +19,8 @@ from robyn import Headers, Request, Response, Robyn
 from robyn.responses import StreamingResponse
 
 from robyn_server import serde
-from robyn_server.errors import ApiError
-from robyn_server.storage.errors import UNAVAILABLE as DATABASE_UNAVAILABLE
-from robyn_server.storage.errors import unavailable_detail
+from robyn_server.errors import ApiError, internal_error_body
+from robyn_server.storage.errors import is_unavailable, unavailable_detail
 
 logger = logging.getLogger("robyn_server")
 
@@ -154,6 +153,12 @@ def error_response(status_code: int, detail: str, headers: dict[str, str] | None
     )
 
 
+def internal_error(request: Request, exc: BaseException | None = None) -> Response:
+    """The logged 500 of a bug: `{"detail": "Internal server error", "request_id": ...}`, nothing else."""
+    body = internal_error_body(f"{request.method} {request.url.path}", exc)
+    return Response(status_code=500, headers=dict(JSON_HEADERS), description=serde.dumps(body))
+
+
 def _to_robyn(result: Any) -> Any:
     if isinstance(result, (Response, StreamingResponse)):
         return result
@@ -235,7 +240,12 @@ class Router:
     async def gate(self, request: Request) -> Any:
         """The global middleware: request hooks, then JSON 404/405 for what no route serves."""
         for hook in self.request_hooks:
-            answer = await hook(request)
+            try:
+                answer = await hook(request)
+            except ApiError as exc:
+                answer = error_response(exc.status_code, exc.detail, exc.headers)
+            except Exception as exc:  # Robyn would answer a plain-text 500
+                answer = internal_error(request, exc)
             if answer is not None:
                 return self.decorate(request, answer)
         methods = self.allowed_methods(request.url.path)
@@ -269,17 +279,16 @@ class Router:
                 return _to_robyn(await handler(ApiRequest(request)))
             except ApiError as exc:
                 return error_response(exc.status_code, exc.detail, exc.headers)
-            except (ValueError, TypeError, InvalidUpdateError, EmptyInputError) as exc:
+            except (InvalidUpdateError, EmptyInputError) as exc:  # LangGraph refusing the client's input
                 logger.info("bad request on %s %s: %s", request.method, request.url.path, exc)
                 return error_response(400, str(exc))
             except NotImplementedError as exc:
                 return error_response(501, str(exc) or "Not Implemented")
-            except DATABASE_UNAVAILABLE as exc:
-                logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-                return error_response(503, unavailable_detail(exc))
-            except Exception:
-                logger.exception("unhandled error on %s %s", request.method, request.url.path)
-                return error_response(500, "Internal Server Error")
+            except Exception as exc:
+                if is_unavailable(exc):
+                    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+                    return error_response(503, unavailable_detail(exc))
+                return internal_error(request, exc)
 
         robyn_handler.__name__ = getattr(handler, "__name__", "handler")
         robyn_handler.__doc__ = handler.__doc__
