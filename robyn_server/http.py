@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import unquote_plus
 
 from langgraph.errors import EmptyInputError, InvalidUpdateError
 from pydantic import BaseModel, ValidationError
@@ -20,6 +21,8 @@ from robyn.responses import StreamingResponse
 
 from robyn_server import serde
 from robyn_server.errors import ApiError, internal_error_body
+from robyn_server.routes.common import check_json_limits, check_text
+from robyn_server.schemas import MAX_INT32
 from robyn_server.storage.errors import is_unavailable, unavailable_detail
 
 logger = logging.getLogger("robyn_server")
@@ -52,7 +55,11 @@ class ApiRequest:
         return self.raw.headers.get(name)
 
     def query(self, name: str, default: str | None = None) -> str | None:
-        return self.raw.query_params.get(name, default)
+        """A query parameter, percent-decoded (Robyn 0.88 hands them over still encoded: `a%20b`, `k%2B1+x`)."""
+        value = self.raw.query_params.get(name, None)
+        if value is None:
+            return default
+        return check_text(name, unquote_plus(value))
 
     def query_bool(self, name: str, default: bool = False) -> bool:
         value = self.query(name)
@@ -60,14 +67,17 @@ class ApiRequest:
             return default
         return value.strip().lower() in ("1", "true", "yes", "on")
 
-    def query_int(self, name: str, default: int) -> int:
+    def query_int(self, name: str, default: int, minimum: int = 0, maximum: int = MAX_INT32) -> int:
         value = self.query(name)
         if value is None or value == "":
             return default
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             raise ApiError(422, f"Invalid value for query parameter '{name}': {value!r} is not an integer")
+        if not minimum <= number <= maximum:
+            raise ApiError(422, f"Invalid value for query parameter '{name}': must be from {minimum} to {maximum}")
+        return number
 
     def uuid_param(self, name: str, label: str) -> str:
         """A path id that must be a UUID (422 `Invalid <label> ID: must be a UUID` otherwise)."""
@@ -84,6 +94,7 @@ class ApiRequest:
                     self._json = serde.loads(body)
                 except Exception:
                     raise ApiError(422, "Invalid JSON in request body")
+                check_json_limits(body.encode() if isinstance(body, str) else body, self._json)
         return self._json
 
     def body(self, model: type[ModelT]) -> ModelT:
