@@ -64,6 +64,11 @@ class CorsPolicy:
 
     def __post_init__(self) -> None:
         self.allow_all_origins = "*" in self.allow_origins
+        if self.allow_all_origins and self.allow_credentials:
+            # echoing every origin (even `null`) with credentials lets any page act as the signed-in user
+            raise ConfigError(
+                "CORS allow_credentials needs an explicit list of allow_origins (or allow_origin_regex), not '*'"
+            )
         self.allow_all_headers = "*" in self.allow_headers
         methods = ALL_METHODS if "*" in self.allow_methods else [m.upper() for m in self.allow_methods]
         self.methods = list(dict.fromkeys(methods))

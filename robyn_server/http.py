@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import unquote_plus
 
 from langgraph.errors import EmptyInputError, InvalidUpdateError
 from pydantic import BaseModel, ValidationError
@@ -19,9 +20,10 @@ from robyn import Headers, Request, Response, Robyn
 from robyn.responses import StreamingResponse
 
 from robyn_server import serde
-from robyn_server.errors import ApiError
-from robyn_server.storage.errors import UNAVAILABLE as DATABASE_UNAVAILABLE
-from robyn_server.storage.errors import unavailable_detail
+from robyn_server.errors import ApiError, internal_error_body
+from robyn_server.routes.common import check_json_limits, check_text
+from robyn_server.schemas import MAX_INT32
+from robyn_server.storage.errors import is_unavailable, unavailable_detail
 
 logger = logging.getLogger("robyn_server")
 
@@ -53,7 +55,11 @@ class ApiRequest:
         return self.raw.headers.get(name)
 
     def query(self, name: str, default: str | None = None) -> str | None:
-        return self.raw.query_params.get(name, default)
+        """A query parameter, percent-decoded (Robyn 0.88 hands them over still encoded: `a%20b`, `k%2B1+x`)."""
+        value = self.raw.query_params.get(name, None)
+        if value is None:
+            return default
+        return check_text(name, unquote_plus(value))
 
     def query_bool(self, name: str, default: bool = False) -> bool:
         value = self.query(name)
@@ -61,14 +67,17 @@ class ApiRequest:
             return default
         return value.strip().lower() in ("1", "true", "yes", "on")
 
-    def query_int(self, name: str, default: int) -> int:
+    def query_int(self, name: str, default: int, minimum: int = 0, maximum: int = MAX_INT32) -> int:
         value = self.query(name)
         if value is None or value == "":
             return default
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             raise ApiError(422, f"Invalid value for query parameter '{name}': {value!r} is not an integer")
+        if not minimum <= number <= maximum:
+            raise ApiError(422, f"Invalid value for query parameter '{name}': must be from {minimum} to {maximum}")
+        return number
 
     def uuid_param(self, name: str, label: str) -> str:
         """A path id that must be a UUID (422 `Invalid <label> ID: must be a UUID` otherwise)."""
@@ -85,6 +94,7 @@ class ApiRequest:
                     self._json = serde.loads(body)
                 except Exception:
                     raise ApiError(422, "Invalid JSON in request body")
+                check_json_limits(body.encode() if isinstance(body, str) else body, self._json)
         return self._json
 
     def body(self, model: type[ModelT]) -> ModelT:
@@ -152,6 +162,12 @@ def error_response(status_code: int, detail: str, headers: dict[str, str] | None
         headers={**JSON_HEADERS, **(headers or {})},
         description=serde.dumps({"detail": detail}),
     )
+
+
+def internal_error(request: Request, exc: BaseException | None = None) -> Response:
+    """The logged 500 of a bug: `{"detail": "Internal server error", "request_id": ...}`, nothing else."""
+    body = internal_error_body(f"{request.method} {request.url.path}", exc)
+    return Response(status_code=500, headers=dict(JSON_HEADERS), description=serde.dumps(body))
 
 
 def _to_robyn(result: Any) -> Any:
@@ -235,7 +251,12 @@ class Router:
     async def gate(self, request: Request) -> Any:
         """The global middleware: request hooks, then JSON 404/405 for what no route serves."""
         for hook in self.request_hooks:
-            answer = await hook(request)
+            try:
+                answer = await hook(request)
+            except ApiError as exc:
+                answer = error_response(exc.status_code, exc.detail, exc.headers)
+            except Exception as exc:  # Robyn would answer a plain-text 500
+                answer = internal_error(request, exc)
             if answer is not None:
                 return self.decorate(request, answer)
         methods = self.allowed_methods(request.url.path)
@@ -269,17 +290,16 @@ class Router:
                 return _to_robyn(await handler(ApiRequest(request)))
             except ApiError as exc:
                 return error_response(exc.status_code, exc.detail, exc.headers)
-            except (ValueError, TypeError, InvalidUpdateError, EmptyInputError) as exc:
+            except (InvalidUpdateError, EmptyInputError) as exc:  # LangGraph refusing the client's input
                 logger.info("bad request on %s %s: %s", request.method, request.url.path, exc)
                 return error_response(400, str(exc))
             except NotImplementedError as exc:
                 return error_response(501, str(exc) or "Not Implemented")
-            except DATABASE_UNAVAILABLE as exc:
-                logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-                return error_response(503, unavailable_detail(exc))
-            except Exception:
-                logger.exception("unhandled error on %s %s", request.method, request.url.path)
-                return error_response(500, "Internal Server Error")
+            except Exception as exc:
+                if is_unavailable(exc):
+                    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+                    return error_response(503, unavailable_detail(exc))
+                return internal_error(request, exc)
 
         robyn_handler.__name__ = getattr(handler, "__name__", "handler")
         robyn_handler.__doc__ = handler.__doc__

@@ -6,14 +6,46 @@ known fields this server does not implement are refused with 422 rather than sil
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 StreamModeName = Literal[
     "values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints"
 ]
 SortOrder = Literal["asc", "desc", "ASC", "DESC"]
+
+# Bounds every backend can store and use (Postgres INTEGER columns, SQLite's and JSON's 64-bit integers).
+MAX_INT32 = 2**31 - 1
+MAX_JSON_DEPTH = 100  # request bodies nested deeper are refused (the JSON encoder stops at 254 levels)
+MAX_TTL_MINUTES = 100 * 365 * 24 * 60  # 100 years
+MAX_AFTER_SECONDS = 365 * 24 * 3600  # one year
+# Store keys and namespaces (as UTF-8 bytes): Postgres indexes (prefix, key) and refuses index rows over ~2.7 kB.
+MAX_STORE_KEY_BYTES = 1024
+MAX_NAMESPACE_BYTES = 1024
+MAX_NAMESPACE_LABELS = 64
+
+Offset = Annotated[int, Field(ge=0, le=MAX_INT32)]
+
+
+def check_store_key(key: str) -> str:
+    if len(key.encode()) > MAX_STORE_KEY_BYTES:
+        raise ValueError(f"store keys are at most {MAX_STORE_KEY_BYTES} bytes")
+    return key
+
+
+def check_namespace(labels: list[str] | None) -> list[str] | None:
+    if labels is None:
+        return None
+    if len(labels) > MAX_NAMESPACE_LABELS:
+        raise ValueError(f"namespaces have at most {MAX_NAMESPACE_LABELS} labels")
+    if len(".".join(labels).encode()) > MAX_NAMESPACE_BYTES:
+        raise ValueError(f"namespaces are at most {MAX_NAMESPACE_BYTES} bytes (labels joined with '.')")
+    return labels
+
+
+StoreKey = Annotated[str, AfterValidator(check_store_key)]
+Namespace = Annotated[list[str], AfterValidator(check_namespace)]
 
 
 class _Body(BaseModel):
@@ -22,7 +54,7 @@ class _Body(BaseModel):
 
 class Config(_Body):
     tags: list[str] | None = None
-    recursion_limit: int | None = None
+    recursion_limit: int | None = Field(None, ge=1, le=MAX_INT32)
     configurable: dict[str, Any] | None = None
 
 
@@ -51,7 +83,7 @@ class AssistantSearch(_Body):
     name: str | None = None
     metadata: dict[str, Any] | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
     sort_by: Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"] | None = None
     sort_order: SortOrder | None = None
     select: list[str] | None = None
@@ -66,11 +98,11 @@ class AssistantCount(_Body):
 class AssistantVersions(_Body):
     metadata: dict[str, Any] | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
 
 
 class AssistantLatest(_Body):
-    version: int
+    version: int = Field(ge=1, le=MAX_INT32)
 
 
 class ThreadCreate(_Body):
@@ -95,7 +127,7 @@ class ThreadSearch(_Body):
     values: dict[str, Any] | None = None
     status: ThreadStatus | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
     sort_by: Literal["thread_id", "status", "created_at", "updated_at", "state_updated_at"] | None = None
     sort_order: SortOrder | None = None
     select: list[str] | None = None
@@ -158,7 +190,7 @@ class RunCreateStateless(_Body):
     stream_resumable: bool = False
     on_completion: Literal["delete", "keep"] = "delete"
     on_disconnect: Literal["cancel", "continue"] = "continue"
-    after_seconds: float | None = Field(None, ge=0)
+    after_seconds: float | None = Field(None, ge=0, le=MAX_AFTER_SECONDS)
     feedback_keys: list[str] | None = None
     checkpoint_during: bool | None = None
     durability: Literal["sync", "async", "exit"] | None = None
@@ -196,30 +228,30 @@ class RunsCancel(_Body):
 
 
 class StorePut(_Body):
-    namespace: list[str]
-    key: str
+    namespace: Namespace
+    key: StoreKey
     value: dict[str, Any]
     index: Literal[False] | list[str] | None = None
-    ttl: float | None = None
+    ttl: float | None = Field(None, gt=0, le=MAX_TTL_MINUTES)
 
 
 class StoreDelete(_Body):
-    namespace: list[str]
-    key: str
+    namespace: Namespace
+    key: StoreKey
 
 
 class StoreSearch(_Body):
-    namespace_prefix: list[str] | None = None
+    namespace_prefix: Namespace | None = None
     filter: dict[str, Any] | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
     query: str | None = None
     refresh_ttl: bool | None = None
 
 
 class StoreNamespaces(_Body):
-    prefix: list[str] | None = None
-    suffix: list[str] | None = None
-    max_depth: int | None = Field(None, ge=1)
+    prefix: Namespace | None = None
+    suffix: Namespace | None = None
+    max_depth: int | None = Field(None, ge=1, le=MAX_INT32)
     limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0

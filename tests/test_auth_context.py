@@ -92,8 +92,7 @@ def test_user_config_injection() -> None:
         "langgraph_auth_user_id": "alice",
         "langgraph_auth_permissions": ["read"],
         "user_id": "alice",
-        "x-supabase-access-token": "tok",
-    }
+    }  # the token is not stored with the run; robyn_server.runs.credentials adds it at execution
     assert user_config(None) == {}
     assert "tok" not in repr(user)
 

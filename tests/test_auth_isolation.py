@@ -75,7 +75,7 @@ def test_threads_are_private(alice: httpx.Client, bob: httpx.Client) -> None:
     assert patched["metadata"]["owner"] == thread["metadata"]["owner"]
     # creating with another user's thread id does not reveal or return it
     clash = bob.post("/threads", json={"thread_id": tid, "if_exists": "do_nothing"})
-    assert clash.status_code == 409
+    assert clash.status_code == 403 and "exists" not in clash.text
     assert bob.post("/threads/prune", json={"thread_ids": [tid], "strategy": "delete"}).json()["pruned_count"] == 0
     assert alice.get(f"/threads/{tid}").status_code == 200
 
@@ -155,8 +155,23 @@ def test_store_is_scoped_to_the_users_namespace(alice: httpx.Client, bob: httpx.
         bob.post("/store/namespaces", json={"prefix": [alice_id]}),
         bob.put("/store/items", json={"namespace": ["shared"], "key": "k", "value": {}}),
     ]
-    assert [r.status_code for r in refused] == [403] * len(refused)
+    assert [(r.status_code, r.json()) for r in refused] == [(404, {"detail": "Not Found"})] * len(refused)
     found = bob.post("/store/items/search", json={"namespace_prefix": []}).json()["items"]
     assert [i["namespace"] for i in found] == [[bob_id, "notes"]]
     assert bob.post("/store/namespaces", json={}).json()["namespaces"] == [[bob_id, "notes"]]
     assert alice.get("/store/items", params={"namespace": f"{alice_id}.notes", "key": "k"}).json()["value"] == {"v": 1}
+
+
+@pytest.mark.parametrize("kind", ["threads", "assistants"])
+def test_creating_with_another_users_id_does_not_say_it_exists(
+    alice: httpx.Client, bob: httpx.Client, kind: str
+) -> None:
+    id_key = "thread_id" if kind == "threads" else "assistant_id"
+    extra = {} if kind == "threads" else {"graph_id": "agent"}
+    theirs = alice.post(f"/{kind}", json={"metadata": {"secret": "alice's"}, **extra}).json()[id_key]
+    assert alice.post(f"/{kind}", json={id_key: theirs, **extra}).status_code == 409  # one's own id: a conflict
+    for if_exists in ("raise", "do_nothing"):
+        response = bob.post(f"/{kind}", json={id_key: theirs, "if_exists": if_exists, **extra})
+        assert response.status_code == 403, response.text
+        assert "exists" not in response.text and "alice's" not in response.text
+    assert alice.get(f"/{kind}/{theirs}").json()["metadata"]["secret"] == "alice's"

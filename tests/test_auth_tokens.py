@@ -10,6 +10,7 @@ import hmac
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -92,6 +93,11 @@ def _bad_tokens(jwks: JwksServer) -> dict[str, dict[str, str]]:
         "RS key named for an ES token": bearer(signed(RSA, "alice", iss, kid=EC.kid)),
         "no subject": bearer(jwt.encode({k: v for k, v in claims_for("x", iss).items() if k != "sub"}, SECRET)),
         "oversized": bearer(hs256("alice", iss, padding="x" * 9000)),
+        "exp as a string": bearer(hs256("alice", iss, exp=str(int(time.time()) + 3600))),
+        "nbf as a string": bearer(hs256("alice", iss, nbf=str(int(time.time()) - 10))),
+        "iat as a string": bearer(hs256("alice", iss, iat=str(int(time.time())))),
+        "exp as a boolean": bearer(hs256("alice", iss, exp=True)),
+        "no issuer": bearer(hs256("alice", None)),
     }
 
 
@@ -99,7 +105,8 @@ BAD_CASES = [
     "missing", "empty", "basic scheme", "bearer without token", "malformed", "garbage segments", "expired",
     "not yet valid", "wrong audience", "wrong issuer", "wrong HS256 secret", "forged RS256 signature",
     "unknown kid", "alg none", "alg None spelled", "HS/RS confusion", "RS key named for an ES token",
-    "no subject", "oversized",
+    "no subject", "oversized", "exp as a string", "nbf as a string", "iat as a string", "exp as a boolean",
+    "no issuer",
 ]  # fmt: skip
 
 
@@ -132,6 +139,8 @@ def test_detail_names_the_problem(http: httpx.Client, jwks: JwksServer) -> None:
         "alg none": "Unsupported token algorithm",
         "oversized": "Token too large",
         "unknown kid": "Unknown signing key",
+        "exp as a string": "Token claim 'exp' must be a number",
+        "no issuer": "Token is missing the 'iss' claim",
     }
     for case, detail in expected.items():
         assert http.post("/threads/search", json={}, headers=bad[case]).json() == {"detail": detail}, case

@@ -316,6 +316,8 @@ def test_environment_variables_and_precedence() -> None:
         ({}, {"CORS_CONFIG": "{nope"}, "CORS_CONFIG is not valid JSON"),
         ({}, {"CORS_MAX_AGE": "soon"}, "CORS_MAX_AGE must be an integer"),
         ({}, {"ALLOW_PRIVATE_NETWORK": "maybe"}, "ALLOW_PRIVATE_NETWORK must be true or false"),
+        ({}, {"CORS_ALLOW_CREDENTIALS": "true"}, "allow_credentials needs an explicit list of allow_origins"),
+        ({"cors": {"allow_origins": ["*"], "allow_credentials": True}}, {}, "needs an explicit list"),
     ],
 )
 def test_bad_settings_are_config_errors(http_config: dict[str, Any], env: dict[str, str], message: str) -> None:

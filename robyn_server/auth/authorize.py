@@ -37,8 +37,7 @@ def request_user(req: Any = None) -> identity.AuthUser:
         attached = getattr(req.raw, "identity", None)
         ref = attached.claims.get("ref") if attached is not None else None
         if ref != user.ref:
-            logger.error("identity in context does not belong to this request (%s %s)", req.method, req.path)
-            raise ApiError(500, "Internal Server Error")
+            raise RuntimeError(f"identity in context does not belong to this request ({req.method} {req.path})")
     return user
 
 

@@ -146,15 +146,13 @@ def bind_iterator(iterable: Any) -> Iterator[Any]:
 
 
 def user_config(user: AuthUser | None) -> dict[str, Any]:
-    """The keys injected into a run's `config.configurable` for `user`."""
+    """The keys stored in a run's `config.configurable` for `user`. Its token is not one of them: it reaches
+    the graph at execution time only (`robyn_server.runs.credentials`)."""
     if user is None:
         return {}
-    injected = {
+    return {
         "langgraph_auth_user": user.user if user.user is not None else {"identity": user.identity},
         "langgraph_auth_user_id": user.identity,
         "langgraph_auth_permissions": list(user.permissions),
         "user_id": user.identity,
     }
-    if user.token is not None:
-        injected["x-supabase-access-token"] = user.token
-    return injected

@@ -56,7 +56,8 @@ def build_default_policy() -> Auth:
             value["namespace"] = (ctx.user.identity,)
             return None
         if namespace[:1] != (ctx.user.identity,):
-            raise Auth.exceptions.HTTPException(status_code=403, detail="Forbidden: not your namespace")
+            # 404 like every other user's resource; whether such items exist is never confirmed
+            raise Auth.exceptions.HTTPException(status_code=404, detail="Not Found")
         return None
 
     @auth.on

@@ -24,6 +24,8 @@ HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
                                    "EdDSA"})  # fmt: skip
 
+TIME_CLAIMS = ("exp", "nbf", "iat")
+
 
 class TokenError(Exception):
     """A token that must be refused with 401; the message is the client-facing detail."""
@@ -196,6 +198,10 @@ class TokenVerifier:
             raise TokenError(f"Token is missing the '{exc.claim}' claim")
         except jwt.PyJWTError:
             raise TokenError("Invalid token")
+        for name in TIME_CLAIMS:  # PyJWT accepts numeric strings ("exp": "9999999999"); RFC 7519 wants numbers
+            value = claims.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise TokenError(f"Token claim '{name}' must be a number")
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise TokenError("Token has no subject")

@@ -165,7 +165,9 @@ def register(router: Router, ctx: ServerContext) -> None:
         filters = await authorize(req, "assistants", "create", value)
         existing = await ctx.storage.assistant_get(assistant_id)
         if existing is not None:
-            if body.if_exists == "do_nothing" and visible(existing, filters):
+            if not visible(existing, filters):  # another user's: a 409 would confirm that the id exists
+                raise ApiError(403, "Forbidden: choose another assistant ID")
+            if body.if_exists == "do_nothing":
                 return existing
             raise ApiError(409, f"Assistant with ID {assistant_id} already exists")
         assistant = new_assistant(

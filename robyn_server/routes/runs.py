@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote_plus
 
 from robyn_server import serde
 from robyn_server.auth.authorize import authorize, visible
@@ -193,10 +194,9 @@ def register(router: Router, ctx: ServerContext) -> None:
         if not visible(await ctx.storage.thread_get(thread_id), filters):
             raise ApiError(404, f"Thread with ID {thread_id} not found")
         status = req.query("status")
-        runs = await ctx.storage.run_list(
-            thread_id, limit=req.query_int("limit", 10), offset=req.query_int("offset", 0), status=status or None
-        )
-        select = req.raw.query_params.get_all("select") if req.query("select") else None
+        limit, offset = req.query_int("limit", 10, 1, 1000), req.query_int("offset", 0)
+        runs = await ctx.storage.run_list(thread_id, limit=limit, offset=offset, status=status or None)
+        select = [unquote_plus(v) for v in req.raw.query_params.get_all("select")] if req.query("select") else None
         if select and len(select) == 1 and "," in select[0]:
             select = select[0].split(",")
         return select_fields(runs, select, RUN_FIELDS)

@@ -10,7 +10,14 @@ from robyn_server.auth.authorize import authorize, store_filter
 from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
 from robyn_server.http import ApiRequest, JsonResponse, Router, empty
-from robyn_server.schemas import StoreDelete, StoreNamespaces, StorePut, StoreSearch
+from robyn_server.schemas import (
+    StoreDelete,
+    StoreNamespaces,
+    StorePut,
+    StoreSearch,
+    check_namespace,
+    check_store_key,
+)
 
 
 def namespace_error(namespace: Any) -> Response | None:
@@ -64,6 +71,11 @@ def register(router: Router, ctx: ServerContext) -> None:
         if not key:
             return JsonResponse({"error": "Key is required"}, status_code=400)
         namespace = [p for p in (req.query("namespace") or "").split(".") if p]
+        try:
+            check_namespace(namespace)
+            check_store_key(key)
+        except ValueError as exc:
+            raise ApiError(422, str(exc))
         refresh = req.query("refresh_ttl")
         kwargs = {"refresh_ttl": refresh.lower() == "true"} if refresh else {}
         value = {"namespace": tuple(namespace), "key": key, "refresh_ttl": kwargs.get("refresh_ttl")}

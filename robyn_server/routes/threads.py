@@ -107,7 +107,9 @@ def register(router: Router, ctx: ServerContext) -> None:
         filters = await authorize(req, "threads", "create", value)
         existing = await ctx.storage.thread_get(thread_id)
         if existing is not None:
-            if body.if_exists == "do_nothing" and visible(existing, filters):
+            if not visible(existing, filters):  # another user's: a 409 would confirm that the id exists
+                raise ApiError(403, "Forbidden: choose another thread ID")
+            if body.if_exists == "do_nothing":
                 return existing
             raise ApiError(409, f"Thread with ID {thread_id} already exists")
         thread = new_thread(thread_id, value["metadata"])
@@ -262,6 +264,10 @@ def register(router: Router, ctx: ServerContext) -> None:
             before_config = {"configurable": {"checkpoint_id": before}}
         elif isinstance(before, dict):
             before_config = {"configurable": before.get("configurable", before)}
+            if not isinstance(before_config["configurable"], dict) or not isinstance(
+                before_config["configurable"].get("checkpoint_id"), str
+            ):
+                raise ApiError(422, "'before' must be a checkpoint id or {'configurable': {'checkpoint_id': ...}}")
         async with ctx.registry.graph(graph_id, config) as graph:
             return [
                 snapshot_to_state(s)
@@ -270,7 +276,7 @@ def register(router: Router, ctx: ServerContext) -> None:
 
     async def history_get(req: ApiRequest) -> Any:
         """Past states of the thread, newest first (`?limit=`, `?before=`)."""
-        return await history(req, req.query_int("limit", 1), req.query("before"), None, None)
+        return await history(req, req.query_int("limit", 1, 1, 1000), req.query("before"), None, None)
 
     async def history_post(req: ApiRequest) -> Any:
         """Past states of the thread, newest first, filtered by checkpoint metadata."""

@@ -25,6 +25,7 @@ from robyn_server import serde, webhooks
 from robyn_server.auth.context import AuthUser, set_current_user
 from robyn_server.checkpoints import drop_run_checkpoints
 from robyn_server.graphs import GraphRegistry
+from robyn_server.runs.credentials import execution_config
 from robyn_server.runs.driver import build_input, stream_graph
 from robyn_server.runs.errors import error_payload
 from robyn_server.storage.base import Record, Storage
@@ -305,7 +306,7 @@ class RunManager:
             async with self._slots:
                 attempt = run_attempt(run)
                 log.append("metadata", serde.dumps({"run_id": run_id, "attempt": attempt}))
-                config = kwargs["config"]
+                config = execution_config(kwargs["config"])  # + the caller's token, never stored
                 graph_id = config["configurable"]["graph_id"]
                 async with asyncio.timeout(self.timeout):
                     async with self.registry.graph(graph_id, config) as graph:

@@ -28,6 +28,7 @@ from robyn_server import serde
 from robyn_server.config import env_float
 from robyn_server.context import ServerContext
 from robyn_server.runs.manager import now, run_attempt
+from robyn_server.schemas import MAX_TTL_MINUTES
 from robyn_server.storage.base import Record
 from robyn_server.storage.prune import keep_latest_checkpoints
 
@@ -207,6 +208,8 @@ def parse_ttl(raw: Any) -> dict[str, Any]:
     minutes = raw.get("ttl")
     if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes <= 0:
         raise ValueError("ttl.ttl must be a positive number of minutes")
+    if minutes > MAX_TTL_MINUTES:
+        raise ValueError(f"ttl.ttl must be at most {MAX_TTL_MINUTES} minutes")
     return {"strategy": strategy, "ttl_minutes": float(minutes)}
 
 

@@ -17,6 +17,7 @@ from robyn_server.auth.runs import authorize_run
 from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
 from robyn_server.routes.assistants import resolve_assistant_ref
+from robyn_server.runs import credentials
 from robyn_server.runs.manager import INFLIGHT, RunHandle, now
 from robyn_server.schemas import RunCreateStateful, RunCreateStateless
 from robyn_server.streaming.modes import normalize_stream_mode
@@ -71,7 +72,9 @@ def _run_config(
             "user_id": "",
         }
     )
-    configurable.update(user_config(get_current_user()))  # the caller, its permissions and raw token
+    user = get_current_user()
+    configurable.update(user_config(user))  # the caller and its permissions
+    credentials.hold(configurable, user.token if user else None)  # tokens: never stored, added at execution
     checkpoint = getattr(body, "checkpoint", None)
     if checkpoint is not None:
         configurable.update(checkpoint.model_dump(exclude_none=True, exclude={"thread_id"}))

@@ -23,6 +23,24 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+# Postgres SQLSTATE classes that mean "retry later": connection exceptions, insufficient resources, operator
+# intervention (shutdown, statement timeout), transaction rollback (serialization failure, deadlock).
+_PG_RETRYABLE_CLASSES = ("08", "53", "57", "40")
+# SQLite OperationalError messages that mean the file cannot be used right now (anything else is a bug).
+_SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "readonly", "disk is full")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database is away or busy (503, retry) rather than a bug or a permanent error."""
+    if isinstance(exc, psycopg.OperationalError):
+        state = getattr(exc, "sqlstate", None)  # None: the client lost or never got a connection (PoolTimeout)
+        return state is None or state[:2] in _PG_RETRYABLE_CLASSES
+    if isinstance(exc, sqlite3.OperationalError):
+        message = str(exc).lower()
+        return any(marker in message for marker in _SQLITE_UNAVAILABLE)
+    return isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError))  # the event bus
+
+
 class MigrationError(RuntimeError):
     """A schema migration failed; its transaction was rolled back, so the schema is as it was."""
 

@@ -31,6 +31,20 @@ _MIGRATION_LOCK = 7_316_402_118
 
 _COMMON = "seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
 
+# Earlier versions stored the caller's bearer token in each run's config and LangGraph copied it into checkpoint
+# metadata; it is now held in memory for the run only (robyn_server.runs.credentials). LangGraph's checkpoint
+# table may not exist yet (a fresh database: its saver is set up after the migrations).
+REMOVE_STORED_TOKENS = [
+    """UPDATE runs SET doc = (doc::jsonb #- '{rest,kwargs,config,configurable,x-supabase-access-token}')::json
+        WHERE strpos(doc::text, 'x-supabase-access-token') > 0""",
+    """DO $$ BEGIN
+        IF to_regclass('checkpoints') IS NOT NULL THEN
+            UPDATE checkpoints SET metadata = metadata - 'x-supabase-access-token'
+                WHERE metadata ? 'x-supabase-access-token';
+        END IF;
+    END $$""",
+]
+
 # Each entry is one schema version; never edit an applied entry, append a new one instead.
 MIGRATIONS: list[list[str]] = [
     [
@@ -68,6 +82,7 @@ MIGRATIONS: list[list[str]] = [
             heartbeat_at TIMESTAMPTZ NOT NULL)""",
     ],
     POSTGRES_MIGRATION,
+    REMOVE_STORED_TOKENS,
 ]
 
 Conn = AsyncConnection[DictRow]

@@ -42,6 +42,17 @@ from robyn_server.storage.sqlite_update import in_place_update
 
 _COMMON = "seq INTEGER PRIMARY KEY AUTOINCREMENT"
 
+# Earlier versions stored the caller's bearer token in each run's config and LangGraph copied it into checkpoint
+# metadata; it is now held in memory for the run only (robyn_server.runs.credentials). The checkpoint table
+# exists here because LangGraph's saver is set up before the migrations run.
+REMOVE_STORED_TOKENS = [
+    """UPDATE runs SET doc = json_remove(doc, '$.rest.kwargs.config.configurable."x-supabase-access-token"')
+        WHERE instr(doc, 'x-supabase-access-token') > 0""",
+    """UPDATE checkpoints
+        SET metadata = CAST(json_remove(CAST(metadata AS TEXT), '$."x-supabase-access-token"') AS BLOB)
+        WHERE instr(CAST(metadata AS TEXT), 'x-supabase-access-token') > 0""",
+]
+
 # Each entry is one schema version; never edit an applied entry, append a new one instead.
 MIGRATIONS: list[list[str]] = [
     [
@@ -73,6 +84,7 @@ MIGRATIONS: list[list[str]] = [
             instance_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat_at TEXT NOT NULL)""",
     ],
     SQLITE_MIGRATION,
+    REMOVE_STORED_TOKENS,
 ]
 
 
@@ -120,11 +132,11 @@ class SqliteStorage(SqliteCrons, Storage):
         """Open connections, migrate our schema, and set up LangGraph's saver and store tables."""
         self._conn = await self._connect(ours=True)
         await self._conn.execute("PRAGMA journal_mode=WAL")
-        await self._migrate()
-        self._reader = await self._connect(ours=True)
         self._saver_conn = await self._connect(isolation_level="")  # the saver commits its own transactions
         self.checkpointer = SqliteCheckpointer(self._saver_conn)
-        await self.checkpointer.setup()
+        await self.checkpointer.setup()  # before our migrations: one of them cleans checkpoint metadata
+        await self._migrate()
+        self._reader = await self._connect(ours=True)
         self._store_conn = await self._connect()
         self.store = AsyncSqliteStore(self._store_conn)
         await self.store.setup()

@@ -13,6 +13,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage, BaseMessageChunk, message_chunk_to_message
 
 from robyn_server import serde
+from robyn_server.runs.credentials import redact
 
 STREAM_MODES = frozenset(
     {"values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints"}
@@ -49,6 +50,8 @@ def _checkpoint_ref(config: Any) -> dict[str, Any] | None:
 def _with_checkpoint_refs(chunk: dict[str, Any]) -> dict[str, Any]:
     """Debug checkpoint payloads gain `checkpoint`/`parent_checkpoint` objects like the reference's."""
     payload = dict(chunk.get("payload") or {})
+    payload["config"] = redact(payload.get("config"))
+    payload["parent_config"] = redact(payload.get("parent_config"))
     payload["checkpoint"] = _checkpoint_ref(payload.get("config"))
     payload["parent_checkpoint"] = _checkpoint_ref(payload.get("parent_config"))
     return {**chunk, "payload": payload}
@@ -99,6 +102,8 @@ class StreamMapper:
             return ()
         if mode == "debug" and isinstance(chunk, dict) and chunk.get("type") == "checkpoint":
             chunk = _with_checkpoint_refs(chunk)
+        elif mode == "checkpoints" and isinstance(chunk, dict) and "config" in chunk:
+            chunk = {**chunk, "config": redact(chunk["config"]), "parent_config": redact(chunk.get("parent_config"))}
         return ((self._name(mode, namespace), serde.dumps(chunk)),)
 
     def _tuple_bytes(self, message: BaseMessage, metadata: dict[str, Any]) -> bytes:

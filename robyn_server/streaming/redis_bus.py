@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from robyn_server import serde
@@ -32,7 +33,7 @@ END = b"__end__"
 FOLLOW_BATCH = 1000
 
 
-class BusUnavailable(Exception):
+class BusUnavailable(RedisConnectionError):
     """Redis cannot be reached: requests that need it answer 503."""
 
 
