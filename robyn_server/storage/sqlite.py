@@ -131,7 +131,8 @@ class SqliteStorage(SqliteCrons, Storage):
     async def setup(self) -> None:
         """Open connections, migrate our schema, and set up LangGraph's saver and store tables."""
         self._conn = await self._connect(ours=True)
-        await self._conn.execute("PRAGMA journal_mode=WAL")
+        async with self._conn.execute("PRAGMA journal_mode=WAL"):
+            pass  # a cursor left open would hold the file's lock against the next connections
         self._saver_conn = await self._connect(isolation_level="")  # the saver commits its own transactions
         self.checkpointer = SqliteCheckpointer(self._saver_conn)
         await self.checkpointer.setup()  # before our migrations: one of them cleans checkpoint metadata
