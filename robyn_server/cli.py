@@ -169,7 +169,13 @@ def make_storage(args: argparse.Namespace) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from robyn_server.ops import logs, tracing
+
+    try:
+        logs.configure(args.log_level)  # LOG_FORMAT=json: one JSON object per line
+    except ValueError as exc:
+        fail(str(exc))
+    tracing.configure()  # only with OTEL_* settings; nothing is imported otherwise
     # Robyn parses sys.argv on import: hide our flags from it.
     sys.argv = sys.argv[:1]
 
@@ -218,6 +224,11 @@ def main(argv: list[str] | None = None) -> None:
         await forget_this_instance(ctx)
 
     watcher.on_shutdown.append(forget_instance)
+
+    async def flush_traces() -> None:
+        tracing.shutdown()
+
+    watcher.on_shutdown.append(flush_traces)
     app = build_app(ctx, robyn_config, on_loop=lambda loop: setattr(watcher, "loop", loop))
     watcher.install()
     print(

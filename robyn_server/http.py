@@ -20,6 +20,7 @@ from robyn.responses import StreamingResponse
 
 from robyn_server import serde
 from robyn_server.errors import ApiError
+from robyn_server.ops.requests import set_route
 from robyn_server.storage.errors import UNAVAILABLE as DATABASE_UNAVAILABLE
 from robyn_server.storage.errors import unavailable_detail
 
@@ -253,12 +254,13 @@ class Router:
 
     def mount(self, app: Robyn) -> None:
         for route in self.routes:
-            app.add_route(route.method, route.path, self._wrap(route.handler))
+            app.add_route(route.method, route.path, self._wrap(route.handler, route.path))
 
-    def _wrap(self, handler: Handler) -> Callable[[Request], Awaitable[Any]]:
+    def _wrap(self, handler: Handler, template: str = "") -> Callable[[Request], Awaitable[Any]]:
         max_body = self.max_body_bytes
 
         async def robyn_handler(request: Request) -> Any:
+            set_route(template)  # the route template labels this request's metrics and span
             return self.decorate(request, await answer(request))
 
         async def answer(request: Request) -> Any:

@@ -18,6 +18,7 @@ from typing import Any
 from robyn_server import serde
 from robyn_server.checkpoints import drop_run_checkpoints
 from robyn_server.graphs import GraphRegistry
+from robyn_server.ops import observe
 from robyn_server.runs.driver import build_input, stream_graph
 from robyn_server.runs.errors import error_payload
 from robyn_server.storage.base import Record, Storage
@@ -174,17 +175,19 @@ class RunManager:
         run_id = handle.run_id
         kwargs = handle.run["kwargs"]
         mapper = StreamMapper(kwargs["stream_mode"], kwargs.get("subgraphs", False))
-        status, errored, result = "success", False, None
+        status, errored, result, observed = "success", False, None, None
         try:
             async with self._slots:
                 await self.storage.run_update(run_id, {"status": "running", "updated_at": now()})
+                observed = observe.run_started(handle.run)
                 handle.log.mirror = self._thread_logs.get(handle.thread_id)
                 handle.log.append("metadata", serde.dumps({"run_id": run_id, "attempt": 1}))
-                config = kwargs["config"]
+                config = observed.config(kwargs["config"])
                 graph_id = config["configurable"]["graph_id"]
                 async with asyncio.timeout(self.timeout):
                     async with self.registry.graph(graph_id, config) as graph:
                         async for event, data in stream_graph(graph, build_input(kwargs), config, kwargs, mapper):
+                            observed.saw(event)
                             handle.log.append(event, data)
             result = mapper.last_values if mapper.saw_values else None
         except asyncio.CancelledError:
@@ -199,6 +202,7 @@ class RunManager:
             status, errored = "error", True
             result = {"__error__": error_payload(exc)}
             handle.log.append("error", serde.dumps(result["__error__"]))
+        observe.run_finished(observed, status)
         await self._complete(handle, status, errored, result)
 
     async def _complete(self, handle: RunHandle, status: str, errored: bool, result: Any) -> None:

@@ -16,6 +16,7 @@ from robyn_server.auth.context import get_current_user, user_config
 from robyn_server.auth.runs import authorize_run
 from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
+from robyn_server.ops.requests import current_request_id
 from robyn_server.routes.assistants import resolve_assistant_ref
 from robyn_server.runs.manager import INFLIGHT, RunHandle, now
 from robyn_server.schemas import RunCreateStateful, RunCreateStateless
@@ -153,7 +154,7 @@ async def create_run(
         run_id=run_id,
         thread_id=thread_id,
         metadata=metadata,
-        request_id=request_id or str(uuid.uuid4()),
+        request_id=current_request_id() or request_id or str(uuid.uuid4()),  # the id echoed to the caller
         api_url=ctx.api_url,
     )
     durability = body.durability or ("sync" if body.checkpoint_during is False else None)
