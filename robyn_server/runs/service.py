@@ -10,9 +10,9 @@ from typing import Any
 import langgraph.version
 from langchain_core.utils.uuid import uuid7
 
-from robyn_server import __version__
+from robyn_server import __version__, limits
 from robyn_server.auth.authorize import visible
-from robyn_server.auth.context import get_current_user, user_config
+from robyn_server.auth.context import current_identity, get_current_user, user_config
 from robyn_server.auth.runs import authorize_run
 from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
@@ -114,6 +114,7 @@ async def create_run(
     if assistant is None or assistant["graph_id"] not in ctx.registry:
         raise ApiError(404, NOT_FOUND_DETAIL)
     run_auth = await authorize_run(body, assistant, None if stateless else thread_id)
+    await limits.current().check_run_creation(ctx.storage, current_identity())  # 429 before anything is stored
 
     temporary = False
     if stateless:
