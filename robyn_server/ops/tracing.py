@@ -67,14 +67,31 @@ def configure(processor: Any = None) -> bool:
 
 
 def _instrument_httpx() -> None:
+    """Client spans and `traceparent` on every httpx call (MCP, RAG) and httpx2 call (the openai SDK's client)."""
     try:
-        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+        from opentelemetry.instrumentation import httpx as instrumentation
     except ImportError:  # pragma: no cover - a declared dependency
         logger.warning("opentelemetry-instrumentation-httpx is not installed: outgoing calls carry no traceparent")
         return
-    instrumentor = HTTPXClientInstrumentor()
-    if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument()
+    for name in ("HTTPXClientInstrumentor", "HTTPX2ClientInstrumentor"):
+        cls = getattr(instrumentation, name, None)
+        if cls is None:
+            continue
+        try:
+            instrumentor = cls()
+            if not instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor.instrument()
+        except Exception as exc:  # httpx2 not installed: nothing to instrument
+            logger.debug("%s not applied: %s", name, exc)
+
+
+def uninstrument_httpx() -> None:
+    from opentelemetry.instrumentation import httpx as instrumentation
+
+    for name in ("HTTPXClientInstrumentor", "HTTPX2ClientInstrumentor"):
+        cls = getattr(instrumentation, name, None)
+        if cls is not None and cls().is_instrumented_by_opentelemetry:
+            cls().uninstrument()
 
 
 def shutdown() -> None:
