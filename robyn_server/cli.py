@@ -175,7 +175,6 @@ def main(argv: list[str] | None = None) -> None:
         logs.configure(args.log_level)  # LOG_FORMAT=json: one JSON object per line
     except ValueError as exc:
         fail(str(exc))
-    tracing.configure()  # only with OTEL_* settings; nothing is imported otherwise
     # Robyn parses sys.argv on import: hide our flags from it.
     sys.argv = sys.argv[:1]
 
@@ -231,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     watcher.on_shutdown.append(flush_traces)
     app = build_app(ctx, robyn_config, on_loop=lambda loop: setattr(watcher, "loop", loop))
     watcher.install()
+    # after the watcher blocked SIGINT/SIGTERM: the span exporter's thread must inherit that mask
+    tracing.configure()  # only with OTEL_* settings; nothing is set up otherwise
     print(
         f"robyn-server: serving {', '.join(ctx.registry.graph_ids)} from {config.path} "
         f"on http://{args.host}:{args.port} (storage: {args.storage})",
