@@ -112,3 +112,12 @@ def test_metrics_stay_public_with_auth_on() -> None:
         assert value(samples, "lg_api_http_requests_total", method="POST", path="/threads", status="401") == 1
     finally:
         proc.stop()
+
+
+def test_metrics_switched_off_are_not_served() -> None:
+    proc = ServerProcess(env={"ROBYN_SERVER_METRICS": "false"}).start()
+    try:
+        resp = httpx.get(f"{proc.url}/metrics", timeout=30)
+        assert resp.status_code == 404 and resp.json() == {"detail": "Not Found"}
+    finally:
+        proc.stop()

@@ -27,6 +27,8 @@ from prometheus_client.registry import Collector
 
 disable_created_metrics()  # no `_created` series: they double the output and the reference has none
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+# ROBYN_SERVER_METRICS=false: nothing is recorded and GET /metrics is not served.
+ENABLED = (os.environ.get("ROBYN_SERVER_METRICS") or "true").strip().lower() not in ("0", "false", "no", "off")
 PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 RUN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -73,20 +75,28 @@ _process = {"active_runs": 0}
 
 # ---------------------------------------------------------------------------- hooks
 def http_observed(method: str, route: str, status: int, seconds: float) -> None:
+    if not ENABLED:
+        return
     labels = (method, route, str(status))
     HTTP_REQUESTS.labels(*labels).inc()
     HTTP_LATENCY.labels(*labels).observe(seconds)
 
 
 def stream_opened() -> None:
+    if not ENABLED:
+        return
     OPEN_STREAMS.inc()
 
 
 def stream_closed() -> None:
+    if not ENABLED:
+        return
     OPEN_STREAMS.dec()
 
 
 def run_started(queue_wait: float | None) -> None:
+    if not ENABLED:
+        return
     _process["active_runs"] += 1
     WORKERS_ACTIVE.inc()
     if queue_wait is not None:
@@ -94,10 +104,14 @@ def run_started(queue_wait: float | None) -> None:
 
 
 def run_first_token(seconds: float) -> None:
+    if not ENABLED:
+        return
     RUN_FIRST_TOKEN.observe(seconds)
 
 
 def run_finished(status: str, seconds: float) -> None:
+    if not ENABLED:
+        return
     _process["active_runs"] -= 1
     WORKERS_ACTIVE.dec()
     RUNS_FINISHED.labels(status).inc()
@@ -105,6 +119,8 @@ def run_finished(status: str, seconds: float) -> None:
 
 
 def run_rejected(limit: str) -> None:
+    if not ENABLED:
+        return
     RATE_LIMITED.labels(limit).inc()
 
 

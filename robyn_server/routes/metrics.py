@@ -30,4 +30,5 @@ def register(router: Router, ctx: ServerContext) -> None:
             description=metrics.prometheus_text(values),
         )
 
-    router.add("GET", "/metrics", get_metrics, tags=["meta"])
+    if metrics.ENABLED:
+        router.add("GET", "/metrics", get_metrics, tags=["meta"])
