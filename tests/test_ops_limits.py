@@ -38,6 +38,7 @@ def test_concurrent_runs_per_user() -> None:
             assert assert_429(http.post(f"/threads/{threads[2]}/runs", json=SLOW, headers=a), "Too many runs") >= 1
             assert_429(http.post(f"/threads/{threads[2]}/runs/stream", json=SLOW, headers=a), "Too many runs")
             assert_429(http.post("/runs/wait", json=SLOW, headers=a), "Too many runs")
+            assert_429(http.post("/runs/batch", json=[SLOW], headers=a), "Too many runs")
             assert http.get(f"/threads/{threads[2]}/runs", headers=a).json() == []  # nothing stored for refusals
             other = http.post("/threads", json={}, headers=b).json()["thread_id"]
             assert http.post(f"/threads/{other}/runs/wait", json=AGENT_RUN, headers=b).status_code == 200
@@ -47,7 +48,7 @@ def test_concurrent_runs_per_user() -> None:
             # their runs finished: the user may start again
             assert http.post(f"/threads/{threads[2]}/runs/wait", json=SLOW, headers=a).status_code == 200
             rejected = http.get("/metrics", params={"format": "prometheus"}).text
-            assert 'lg_api_runs_rejected_total{limit="concurrent"} 3.0' in rejected
+            assert 'lg_api_runs_rejected_total{limit="concurrent"} 4.0' in rejected
     finally:
         proc.stop()
 

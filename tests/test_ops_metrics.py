@@ -4,6 +4,7 @@ counters that move by exactly the traffic sent (a server of its own, so no other
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -84,6 +85,7 @@ def test_queue_depth_counts_pending_and_running_runs(server_alone: ServerProcess
         assert queued["workers"]["active"] == 1
         text = scrape(http)
         assert value(text, "lg_api_num_pending_runs") == 1 and value(text, "lg_api_num_running_runs") == 1
+        assert value(text, "lg_api_workers_active") == 1 and value(text, "lg_api_pending_runs_wait_time_max") >= 0
         for run in (first, second):
             http.get(f"/threads/{tid}/runs/{run['run_id']}/join")
         done = http.get("/metrics", params={"format": "json"}).json()
@@ -121,3 +123,20 @@ def test_metrics_switched_off_are_not_served() -> None:
         assert resp.status_code == 404 and resp.json() == {"detail": "Not Found"}
     finally:
         proc.stop()
+
+
+def test_multiprocess_mode_sums_every_process(tmp_path: Path) -> None:
+    """Two server processes sharing PROMETHEUS_MULTIPROC_DIR: a scrape of either counts the requests of both."""
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    first, second = ServerProcess(env=env).start(), ServerProcess(env=env).start()
+    try:
+        for proc, count in ((first, 2), (second, 3)):
+            for _ in range(count):
+                assert httpx.post(f"{proc.url}/threads", json={}, timeout=30).status_code == 200
+        for proc in (first, second):
+            with httpx.Client(base_url=proc.url, timeout=30) as http:
+                samples = scrape(http)
+            assert value(samples, "lg_api_http_requests_total", method="POST", path="/threads", status="200") == 5
+    finally:
+        first.stop()
+        second.stop()

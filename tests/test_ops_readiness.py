@@ -44,6 +44,9 @@ def test_readiness_flips_to_503_while_postgres_is_unreachable(postgres_dsn: str)
             assert body["ok"] is True and body["database"]["ok"] is True and body["database"]["backend"] == "postgres"
             assert body["graphs"] == {"ok": True, "loaded": ["agent", "interrupt", "fail", "slow", "nested"]}
             assert "redis" not in body
+            pool = http.get("/metrics", params={"format": "json"}).json()["postgres"]
+            assert pool["pool_max"] == 10 and 1 <= pool["pool_size"] <= 10 and pool["pool_requests_waiting"] == 0
+            assert "lg_api_pg_pool_available" in http.get("/metrics").text
             _cut_off(dbname, True)
             try:
                 down = http.get("/ok", params={"check_db": "1"})

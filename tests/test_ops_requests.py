@@ -69,6 +69,7 @@ async def test_request_id_reaches_run_metadata_and_every_log_line(logged: Server
     )
     assert ACCESS_FIELDS <= access[0].keys()
     assert access[0]["method"] == "POST" and access[0]["status"] == 200
+    assert access[0]["stream"] is True  # /wait streams its answer: the line is written when it ends
     assert access[0]["path"] == f"/threads/{thread_id}/runs/wait"
     # every line written while serving that id names it
     assert all(x["request_id"] == "sdk-run-7" for x in json_lines(logged) if x.get("run_id") == run_id)

@@ -95,6 +95,38 @@ async def test_request_run_node_and_model_spans_form_one_trace(exporter: InMemor
     assert server.attributes["http.response.status_code"] == 200
 
 
+async def test_tool_calls_get_spans_under_their_node(exporter: InMemorySpanExporter) -> None:
+    from langchain_core.tools import tool
+    from langgraph.graph import END, START, MessagesState, StateGraph
+
+    @tool
+    def lookup(city: str) -> str:
+        """Look a city up."""
+        return f"{city}: sunny"
+
+    async def ask(state: MessagesState) -> dict:
+        await lookup.ainvoke({"city": "Paris"})
+        return {}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "ask")
+    builder.add_edge("ask", END)
+    graph = builder.compile()
+    exporter.clear()
+
+    async def run() -> None:
+        observed = observe.run_started(run_record("toolgraph", "req-tool-1"))
+        await graph.ainvoke({"messages": []}, observed.config({}))
+        observe.run_finished(observed, "success")
+
+    await asyncio_run_in_fresh_context(run)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert spans["tool lookup"].parent.span_id == spans["node ask"].context.span_id
+    assert spans["node ask"].parent.span_id == spans["run toolgraph"].context.span_id
+    assert spans["tool lookup"].attributes["gen_ai.tool.name"] == "lookup"
+
+
 async def asyncio_run_in_fresh_context(fn: Any) -> None:
     """Run `fn` as its own task with a copy of the context, like Robyn runs each request."""
     import asyncio
@@ -120,3 +152,18 @@ def test_tracing_off_sets_up_nothing() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr + out.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "wanted"),
+    [
+        ({}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, True),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, True),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, False),
+        ({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, False),
+    ],
+)
+def test_which_settings_turn_tracing_on(env: dict[str, str], wanted: bool) -> None:
+    assert tracing.wanted(env) is wanted

@@ -36,11 +36,9 @@ class SpanCallbacks(BaseCallbackHandler):
         return self.run_span
 
     def _start(self, name: str, run_id: UUID, parent_run_id: UUID | None, attributes: dict[str, Any]) -> None:
-        scope = self.scope
-        attributes["langgraph.run_id"] = scope.run_id
-        attributes["langgraph.thread_id"] = scope.thread_id
-        if scope.request_id:
-            attributes["langgraph.request_id"] = scope.request_id
+        # the run's ids are on the run span; each child carries the request id only (fewer bytes to export)
+        if self.scope.request_id:
+            attributes["langgraph.request_id"] = self.scope.request_id
         parent = trace.set_span_in_context(self._parent(parent_run_id))
         self.spans[run_id] = self.tracer.start_span(name, context=parent, attributes=attributes)
         self.parents[run_id] = parent_run_id

@@ -13,6 +13,8 @@ import logging
 import os
 from typing import Any
 
+from robyn_server.ops import requests, runscope
+
 logger = logging.getLogger("robyn_server.tracing")
 
 ENABLED = False
@@ -105,8 +107,8 @@ class _RequestIdProcessor:
     """Stamps every span started in a request or run with its request id (httpx client spans too)."""
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
-        from robyn_server.ops import requests, runscope
-
+        if span.attributes and "langgraph.request_id" in span.attributes:
+            return  # our own spans are created with their ids
         run = runscope.current()
         request_id = (run.request_id if run is not None else None) or requests.current_request_id()
         if request_id:
