@@ -4,21 +4,41 @@ limited user's earlier runs still complete."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import pytest
 
+from tests.conftest import require_postgres
 from tests.ops_helpers import AGENT_RUN, wait_for
-from tests.server import ServerProcess
+from tests.server import ServerProcess, create_database, drop_database
 from tests.test_ops_api_keys import issue
 
 SLOW = {"assistant_id": "slow", "input": {"delay": 0.3}}
 
 
-def keyed_server(**limits: str) -> tuple[ServerProcess, dict[str, str], dict[str, str]]:
+def keyed_server(storage: dict[str, str] | None = None, **limits: str) -> tuple[ServerProcess, dict, dict]:
     key_a, entry_a = issue("limited-a")
     key_b, entry_b = issue("limited-b")
-    proc = ServerProcess(env={"ROBYN_SERVER_API_KEYS": json.dumps([entry_a, entry_b]), **limits}).start()
-    return proc, {"X-Api-Key": key_a}, {"X-Api-Key": key_b}
+    env = {"ROBYN_SERVER_API_KEYS": json.dumps([entry_a, entry_b]), **(storage or {}), **limits}
+    return ServerProcess(env=env).start(), {"X-Api-Key": key_a}, {"X-Api-Key": key_b}
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def storage_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The backend the in-flight runs are counted in."""
+    if request.param == "memory":
+        yield {"ROBYN_SERVER_STORAGE": "memory"}
+    elif request.param == "sqlite":
+        yield {"ROBYN_SERVER_STORAGE": "sqlite", "ROBYN_SERVER_SQLITE_PATH": str(tmp_path / "limits.sqlite")}
+    else:
+        require_postgres()
+        dsn = create_database("robyn_limits")
+        try:
+            yield {"ROBYN_SERVER_STORAGE": "postgres", "DATABASE_URL": dsn}
+        finally:
+            drop_database(dsn)
 
 
 def assert_429(resp: httpx.Response, words: str) -> int:
@@ -28,8 +48,8 @@ def assert_429(resp: httpx.Response, words: str) -> int:
     return int(resp.headers["retry-after"])
 
 
-def test_concurrent_runs_per_user() -> None:
-    proc, a, b = keyed_server(ROBYN_SERVER_MAX_RUNS_PER_USER="2")
+def test_concurrent_runs_per_user(storage_env: dict[str, str]) -> None:
+    proc, a, b = keyed_server(storage_env, ROBYN_SERVER_MAX_RUNS_PER_USER="2")
     try:
         with httpx.Client(base_url=proc.url, timeout=30) as http:
             threads = [http.post("/threads", json={}, headers=a).json()["thread_id"] for _ in range(3)]
