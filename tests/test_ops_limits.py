@@ -94,7 +94,13 @@ def test_run_creation_rate_per_user() -> None:
 
 
 def test_global_queue_limit_without_auth() -> None:
-    proc = ServerProcess(env={"ROBYN_SERVER_MAX_PENDING_RUNS": "1", "ROBYN_SERVER_LIMIT_RETRY_AFTER_SECONDS": "3"})
+    # with auth off the per-user limit does not apply: two runs in flight below are not refused by it
+    limits = {
+        "ROBYN_SERVER_MAX_PENDING_RUNS": "1",
+        "ROBYN_SERVER_LIMIT_RETRY_AFTER_SECONDS": "3",
+        "ROBYN_SERVER_MAX_RUNS_PER_USER": "1",
+    }
+    proc = ServerProcess(env=limits)
     proc.start()
     try:
         with httpx.Client(base_url=proc.url, timeout=30) as http:
