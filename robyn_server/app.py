@@ -15,7 +15,8 @@ from robyn_server.config import ServerConfig, Settings
 from robyn_server.context import ServerContext
 from robyn_server.graphs import GraphRegistry
 from robyn_server.http import Router
-from robyn_server.routes import assistants, crons, meta, playground, runs, store, threads
+from robyn_server.ops import http_hooks
+from robyn_server.routes import assistants, crons, meta, metrics, playground, runs, store, threads
 from robyn_server.runs.manager import RunManager
 from robyn_server.storage.base import Storage
 from robyn_server.streaming.bus import EventBus
@@ -54,11 +55,12 @@ def build_context(
 
 def build_router(ctx: ServerContext) -> Router:
     router = Router(ctx.settings.max_body_bytes)
-    for module in (meta, assistants, threads, runs, crons, store):
+    for module in (meta, metrics, assistants, threads, runs, crons, store):
         module.register(router, ctx)
     playground.register(router, ctx)
     cors.install(router, ctx.config.http)
     auth_install(router, ctx)  # after CORS: preflights are answered before authentication
+    http_hooks.install(router)  # first of all: request id, clock and span for every request
     return router
 
 

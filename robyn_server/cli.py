@@ -213,7 +213,12 @@ def check_redis(url: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     raw_argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from robyn_server.ops import logs, tracing
+
+    try:
+        logs.configure(args.log_level)  # LOG_FORMAT=json: one JSON object per line
+    except ValueError as exc:
+        fail(str(exc))
     # Robyn parses sys.argv on import: hide our flags from it.
     sys.argv = sys.argv[:1]
 
@@ -285,8 +290,15 @@ def main(argv: list[str] | None = None) -> None:
         await forget_this_instance(ctx)
 
     watcher.on_shutdown.append(forget_instance)
+
+    async def flush_traces() -> None:
+        tracing.shutdown()
+
+    watcher.on_shutdown.append(flush_traces)
     app = build_app(ctx, robyn_config, on_loop=lambda loop: setattr(watcher, "loop", loop))
     watcher.install()
+    # after the watcher blocked SIGINT/SIGTERM: the span exporter's thread must inherit that mask
+    tracing.configure()  # only with OTEL_* settings; nothing is set up otherwise
     print(
         f"robyn-server: serving {', '.join(ctx.registry.graph_ids)} from {config.path} "
         f"on http://{args.host}:{args.port} (storage: {args.storage})",

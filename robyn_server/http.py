@@ -21,6 +21,7 @@ from robyn.responses import StreamingResponse
 
 from robyn_server import serde
 from robyn_server.errors import ApiError, internal_error_body
+from robyn_server.ops.requests import set_route
 from robyn_server.routes.common import check_json_limits, check_text
 from robyn_server.schemas import MAX_INT32
 from robyn_server.storage.errors import is_unavailable, unavailable_detail
@@ -274,12 +275,13 @@ class Router:
 
     def mount(self, app: Robyn) -> None:
         for route in self.routes:
-            app.add_route(route.method, route.path, self._wrap(route.handler))
+            app.add_route(route.method, route.path, self._wrap(route.handler, route.path))
 
-    def _wrap(self, handler: Handler) -> Callable[[Request], Awaitable[Any]]:
+    def _wrap(self, handler: Handler, template: str = "") -> Callable[[Request], Awaitable[Any]]:
         max_body = self.max_body_bytes
 
         async def robyn_handler(request: Request) -> Any:
+            set_route(template)  # the route template labels this request's metrics and span
             return self.decorate(request, await answer(request))
 
         async def answer(request: Request) -> Any:

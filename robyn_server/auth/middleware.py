@@ -23,6 +23,8 @@ from robyn.robyn import Identity
 
 from robyn_server import serde
 from robyn_server.auth import context as identity
+from robyn_server.auth.api_keys import HEADER as API_KEY_HEADER
+from robyn_server.auth.api_keys import ApiKeyStore, store_from_env
 from robyn_server.auth.custom import authenticator, has_authorization_handlers, load_auth
 from robyn_server.auth.policy import build_default_policy
 from robyn_server.auth.tokens import TokenError, TokenVerifier, VerifierSettings, describe_jwks_error
@@ -101,6 +103,7 @@ class AuthGate:
     custom: Auth | None
     policy: Auth | None
     route_params: Callable[[str], dict[str, str]] | None = None
+    api_keys: ApiKeyStore | None = None
 
     def __post_init__(self) -> None:
         self._authenticate: Callable[..., Any] | None = None
@@ -120,6 +123,8 @@ class AuthGate:
             parts.append("Supabase JWT (" + ", ".join(kinds) + ")")
         if self.custom is not None:
             parts.append("langgraph_sdk.Auth from auth.path")
+        if self.api_keys is not None:
+            parts.append(f"API keys ({len(self.api_keys.keys)})")
         return " + ".join(parts)
 
     async def __call__(self, request: Request) -> Response | None:
@@ -136,6 +141,12 @@ class AuthGate:
         return None
 
     async def authenticate(self, request: Request) -> identity.AuthUser:
+        if self.api_keys is not None:
+            presented = request.headers.get(API_KEY_HEADER)
+            if presented is not None:
+                return self._api_key_user(presented)
+            if self.verifier is None and self._authenticate is None:
+                raise _Refusal(401, "Missing API key (X-Api-Key header)")
         authorization = request.headers.get("authorization")
         token = _bearer(authorization)
         claims: dict[str, Any] = {}
@@ -165,6 +176,17 @@ class AuthGate:
         except Exception as exc:  # a bug in the handler: the router's logged 500 with a request id
             raise RuntimeError("the @auth.authenticate handler failed") from exc
         return identity.AuthUser(user.identity, tuple(permissions), user, token, claims, _ref())
+
+    def _api_key_user(self, presented: str) -> identity.AuthUser:
+        """The identity of a configured key; its permissions go through the same policy as a JWT user's."""
+        assert self.api_keys is not None
+        key = self.api_keys.lookup(presented)
+        if key is None:
+            raise _Refusal(401, "Invalid API key")
+        permissions = list(key.permissions)
+        user = ProxyUser({"identity": key.identity, "display_name": key.identity, "permissions": permissions,
+                          "auth_method": "api_key", "api_key_name": key.name})  # fmt: skip
+        return identity.AuthUser(key.identity, tuple(permissions), user, None, {}, _ref())
 
     def _arguments(self, request: Request, authorization: str | None, user: ProxyUser | None) -> dict[str, Any]:
         names = self._params
@@ -292,14 +314,15 @@ def build_gate(config: ServerConfig, route_params: Callable[[str], dict[str, str
             verifier = None
         elif problem is not None:
             logger.warning("the JWKS at %s: %s; HS256 tokens only until it can be fetched", verifier.jwks.url, problem)
-    if verifier is None and custom is None:
+    api_keys = store_from_env()
+    if verifier is None and custom is None and api_keys is None:
         logger.warning(
-            "authentication is OFF: no SUPABASE_JWT_SECRET, SUPABASE_URL or auth.path configured; every request "
-            "is served without checking who sends it (fine for local development only)"
+            "authentication is OFF: no SUPABASE_JWT_SECRET, SUPABASE_URL, auth.path or API keys configured; every "
+            "request is served without checking who sends it (fine for local development only)"
         )
         return None
     if custom is not None:
         policy: Auth | None = custom if has_authorization_handlers(custom) else None
     else:
         policy = build_default_policy()
-    return AuthGate(verifier=verifier, custom=custom, policy=policy, route_params=route_params)
+    return AuthGate(verifier=verifier, custom=custom, policy=policy, route_params=route_params, api_keys=api_keys)

@@ -9,15 +9,20 @@ from robyn import Response
 
 from robyn_server import __version__
 from robyn_server.context import ServerContext
-from robyn_server.http import ApiRequest, Router
+from robyn_server.http import ApiRequest, JsonResponse, Router
 from robyn_server.openapi import DOCS_HTML, build_openapi
+from robyn_server.ops import health
 
 
 def register(router: Router, ctx: ServerContext) -> None:
     async def ok(req: ApiRequest) -> Any:
-        """Health check; `?check_db=1` also queries the database (503 when it does not answer)."""
+        """Liveness; `?check_db=1` is readiness: database, Redis (when configured) and graphs, 503 naming the
+        failing one."""
         if req.query_bool("check_db"):
-            return {"ok": True, "services": {}, "database": {"ok": True, **await ctx.storage.ping()}}
+            report, problem = await health.readiness(ctx)
+            if problem is not None:
+                return JsonResponse({"detail": problem, **report}, status_code=503)
+            return report
         return {"ok": True, "services": {}}
 
     async def info(req: ApiRequest) -> Any:

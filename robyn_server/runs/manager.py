@@ -25,6 +25,7 @@ from robyn_server import serde, webhooks
 from robyn_server.auth.context import AuthUser, set_current_user
 from robyn_server.checkpoints import drop_run_checkpoints
 from robyn_server.graphs import GraphRegistry
+from robyn_server.ops import observe
 from robyn_server.runs.credentials import execution_config
 from robyn_server.runs.driver import build_input, stream_graph
 from robyn_server.runs.errors import error_payload
@@ -302,11 +303,14 @@ class RunManager:
         kwargs = run["kwargs"]
         mapper = StreamMapper(kwargs["stream_mode"], kwargs.get("subgraphs", False))
         log = execution.log
+        observed = None
+        status = "error"
         try:
             async with self._slots:
                 attempt = run_attempt(run)
+                observed = observe.run_started(run)
                 log.append("metadata", serde.dumps({"run_id": run_id, "attempt": attempt}))
-                config = execution_config(kwargs["config"])  # + the caller's token, never stored
+                config = observed.config(execution_config(kwargs["config"]))  # + the caller's token, never stored
                 graph_id = config["configurable"]["graph_id"]
                 async with asyncio.timeout(self.timeout):
                     async with self.registry.graph(graph_id, config) as graph:
@@ -314,11 +318,15 @@ class RunManager:
                         if attempt > 1 and await self._wrote_checkpoints(graph, config, run_id):
                             graph_input = None  # a resumed attempt continues from its last checkpoint
                         async for event, data in stream_graph(graph, graph_input, config, kwargs, mapper):
+                            observed.saw(event)
                             log.append(event, data)
+            status = "success"
             return "success", False, mapper.last_values if mapper.saw_values else None
         except asyncio.CancelledError:
+            status = "interrupted"
             return "interrupted", False, mapper.last_values if mapper.saw_values else None
         except TimeoutError as exc:
+            status = "timeout"
             result = {"__error__": error_payload(exc)}
             log.append("error", serde.dumps(result["__error__"]))
             return "timeout", True, result
@@ -327,6 +335,8 @@ class RunManager:
             result = {"__error__": error_payload(exc)}
             log.append("error", serde.dumps(result["__error__"]))
             return "error", True, result
+        finally:
+            observe.run_finished(observed, status)
 
     @staticmethod
     async def _wrote_checkpoints(graph: Any, config: dict[str, Any], run_id: str) -> bool:

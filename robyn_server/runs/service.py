@@ -10,12 +10,13 @@ from typing import Any
 import langgraph.version
 from langchain_core.utils.uuid import uuid7
 
-from robyn_server import __version__
+from robyn_server import __version__, limits
 from robyn_server.auth.authorize import visible
-from robyn_server.auth.context import get_current_user, user_config
+from robyn_server.auth.context import current_identity, get_current_user, user_config
 from robyn_server.auth.runs import authorize_run
 from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
+from robyn_server.ops.requests import current_request_id
 from robyn_server.routes.assistants import resolve_assistant_ref
 from robyn_server.runs import credentials
 from robyn_server.runs.manager import INFLIGHT, RunHandle, now
@@ -119,6 +120,7 @@ async def create_run(
     if assistant is None or assistant["graph_id"] not in ctx.registry:
         raise ApiError(404, NOT_FOUND_DETAIL)
     run_auth = await authorize_run(body, assistant, None if stateless else thread_id)
+    await limits.current().check_run_creation(ctx.storage, current_identity())  # 429 before anything is stored
 
     temporary = False
     if stateless:
@@ -156,7 +158,7 @@ async def create_run(
         run_id=run_id,
         thread_id=thread_id,
         metadata=metadata,
-        request_id=request_id or str(uuid.uuid4()),
+        request_id=current_request_id() or request_id or str(uuid.uuid4()),  # the id echoed to the caller
         api_url=ctx.api_url,
     )
     durability = body.durability or ("sync" if body.checkpoint_during is False else None)

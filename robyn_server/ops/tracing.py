@@ -1,0 +1,201 @@
+"""OpenTelemetry traces, opt-in with the standard `OTEL_*` variables; nothing is imported or created when off.
+
+On when `OTEL_TRACES_EXPORTER` includes `otlp` or `console`, or when `OTEL_EXPORTER_OTLP_ENDPOINT` /
+`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set (and `OTEL_SDK_DISABLED` is not true). Spans: one server span per
+request (continuing an incoming W3C `traceparent`), one per run (a child of the request that created it), one
+per graph node, model call and tool call (LangChain callbacks), and httpx client spans for the outgoing calls
+of the run (model endpoint, MCP, RAG), which carry `traceparent` on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from robyn_server.ops import requests, runscope
+
+logger = logging.getLogger("robyn_server.tracing")
+
+ENABLED = False
+_state: dict[str, Any] = {"tracer": None, "provider": None}
+
+
+def wanted(environ: dict[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    if (env.get("OTEL_SDK_DISABLED") or "").strip().lower() == "true":
+        return False
+    exporters = {e.strip().lower() for e in (env.get("OTEL_TRACES_EXPORTER") or "").split(",") if e.strip()}
+    if exporters:
+        return bool(exporters & {"otlp", "console"})
+    return bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+
+
+def configure(processor: Any = None) -> bool:
+    """Set up the tracer provider from the environment (or with `processor`, for tests). Returns ENABLED."""
+    global ENABLED
+    if processor is None and not wanted():
+        return False
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from robyn_server import __version__
+
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or "robyn-server",
+                                "service.version": __version__})  # fmt: skip
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(_RequestIdProcessor())
+    if processor is not None:
+        provider.add_span_processor(processor)
+    else:
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        exporters = {e.strip().lower() for e in (os.environ.get("OTEL_TRACES_EXPORTER") or "otlp").split(",")}
+        if "console" in exporters:
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        if "otlp" in exporters:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    _state["provider"] = provider
+    _state["tracer"] = trace.get_tracer("robyn_server")
+    _instrument_httpx()
+    ENABLED = True
+    return True
+
+
+def _instrument_httpx() -> None:
+    """Client spans and `traceparent` on every httpx call (MCP, RAG) and httpx2 call (the openai SDK's client)."""
+    try:
+        from opentelemetry.instrumentation import httpx as instrumentation
+    except ImportError:  # pragma: no cover - a declared dependency
+        logger.warning("opentelemetry-instrumentation-httpx is not installed: outgoing calls carry no traceparent")
+        return
+    for name in ("HTTPXClientInstrumentor", "HTTPX2ClientInstrumentor"):
+        cls = getattr(instrumentation, name, None)
+        if cls is None:
+            continue
+        try:
+            instrumentor = cls()
+            if not instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor.instrument()
+        except Exception as exc:  # httpx2 not installed: nothing to instrument
+            logger.debug("%s not applied: %s", name, exc)
+
+
+def uninstrument_httpx() -> None:
+    from opentelemetry.instrumentation import httpx as instrumentation
+
+    for name in ("HTTPXClientInstrumentor", "HTTPX2ClientInstrumentor"):
+        cls = getattr(instrumentation, name, None)
+        if cls is not None and cls().is_instrumented_by_opentelemetry:
+            cls().uninstrument()
+
+
+def shutdown() -> None:
+    """Flush spans still queued for export (called at server shutdown)."""
+    provider = _state.get("provider")
+    if provider is not None:
+        provider.force_flush(5000)
+
+
+class _RequestIdProcessor:
+    """Stamps every span started in a request or run with its request id (httpx client spans too)."""
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        if span.attributes and "langgraph.request_id" in span.attributes:
+            return  # our own spans are created with their ids
+        run = runscope.current()
+        request_id = (run.request_id if run is not None else None) or requests.current_request_id()
+        if request_id:
+            span.set_attribute("langgraph.request_id", request_id)
+        if run is not None:
+            span.set_attribute("langgraph.run_id", run.run_id)
+            span.set_attribute("langgraph.thread_id", run.thread_id)
+
+    def on_end(self, span: Any) -> None:
+        pass
+
+    def _on_ending(self, span: Any) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+# ---------------------------------------------------------------------------- requests
+def start_server_span(info: Any, headers: Any) -> None:
+    """Start the request's server span, continuing the caller's `traceparent`, and make it current."""
+    from opentelemetry import context, propagate, trace
+
+    carrier = {}
+    for name in ("traceparent", "tracestate"):
+        value = headers.get(name)
+        if value:
+            carrier[name] = value
+    parent = propagate.extract(carrier) if carrier else None
+    span = _state["tracer"].start_span(
+        f"{info.method} {info.path}",
+        context=parent,
+        kind=trace.SpanKind.SERVER,
+        attributes={"http.request.method": info.method, "url.path": info.path,
+                    "langgraph.request_id": info.request_id},
+    )  # fmt: skip
+    info.span = span
+    context.attach(trace.set_span_in_context(span))  # the request's context only: runs it creates inherit it
+
+
+def end_server_span(info: Any, status: int) -> None:
+    from opentelemetry.trace import Status, StatusCode
+
+    span = info.span
+    info.span = None
+    if info.route:
+        span.update_name(f"{info.method} {info.route}")
+        span.set_attribute("http.route", info.route)
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        span.set_status(Status(StatusCode.ERROR))
+    span.end()
+
+
+# ---------------------------------------------------------------------------- runs
+def start_run_span(scope: Any) -> Any:
+    """The run's span, a child of the current context (the creating request's span when in this process),
+    made current for the run's task so node, model, tool and httpx spans nest under it."""
+    from opentelemetry import context, trace
+
+    attributes = {"langgraph.run_id": scope.run_id, "langgraph.thread_id": scope.thread_id,
+                  "langgraph.run_attempt": scope.attempt}  # fmt: skip
+    if scope.graph_id:
+        attributes["langgraph.graph_id"] = scope.graph_id
+    if scope.assistant_id:
+        attributes["langgraph.assistant_id"] = scope.assistant_id
+    if scope.request_id:
+        attributes["langgraph.request_id"] = scope.request_id
+    span = _state["tracer"].start_span(f"run {scope.graph_id or ''}".strip(), attributes=attributes)
+    context.attach(trace.set_span_in_context(span))
+    return span
+
+
+def end_run_span(span: Any, status: str) -> None:
+    from opentelemetry.trace import Status, StatusCode
+
+    span.set_attribute("langgraph.run_status", status)
+    if status in ("error", "timeout"):
+        span.set_status(Status(StatusCode.ERROR, status))
+    span.end()
+
+
+def callbacks(run_span: Any, scope: Any) -> Any:
+    """A LangChain callback handler making node, model and tool spans under `run_span`."""
+    from robyn_server.ops.trace_callbacks import SpanCallbacks
+
+    return SpanCallbacks(_state["tracer"], run_span, scope)

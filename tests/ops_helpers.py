@@ -1,0 +1,38 @@
+"""Helpers for the operations tests: reading a server's JSON log lines and waiting for conditions."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from tests.server import ServerProcess
+
+T = TypeVar("T")
+AGENT_RUN = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "weather in sf?"}]}}
+
+
+def json_lines(proc: ServerProcess) -> list[dict[str, Any]]:
+    """Every JSON object line the server wrote so far (start-up banner lines are plain text and skipped)."""
+    out = []
+    for line in proc.log_path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            out.append(json.loads(line))  # every JSON-looking line must parse
+    return out
+
+
+def wait_for(check: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def log_lines_where(proc: ServerProcess, **fields: Any) -> list[dict[str, Any]]:
+    return [line for line in json_lines(proc) if all(line.get(k) == v for k, v in fields.items())]

@@ -1,0 +1,169 @@
+"""Spans with the OpenTelemetry SDK's in-memory exporter, in this process: a request span, the run span under
+it, node spans under the run and a model span under its node, one trace; the ops hooks drive a real graph.
+
+With tracing off no exporter, instrumentation or tracer provider is set up (checked in a fresh interpreter)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from robyn_server.ops import observe, requests, runscope, tracing
+from tests.server import ROOT
+
+
+@pytest.fixture(scope="module")
+def exporter() -> Iterator[InMemorySpanExporter]:
+    memory = InMemorySpanExporter()
+    assert tracing.configure(processor=SimpleSpanProcessor(memory))
+    yield memory
+    tracing.uninstrument_httpx()
+    tracing.ENABLED = False
+
+
+def run_record(graph_id: str, request_id: str) -> dict[str, Any]:
+    return {
+        "run_id": "0190a0a0-0000-7000-8000-000000000001",
+        "thread_id": "0190a0a0-0000-7000-8000-000000000002",
+        "assistant_id": "a1",
+        "created_at": datetime.now(UTC),
+        "kwargs": {
+            "config": {
+                "configurable": {"graph_id": graph_id, "langgraph_request_id": request_id, "thread_id": "t"},
+                "metadata": {"run_attempt": 1},
+            }
+        },
+    }
+
+
+class Headers(dict):
+    def get(self, name: str, default: Any = None) -> Any:  # Robyn's headers are looked up by lower-case name
+        return super().get(name.lower(), default)
+
+
+async def test_request_run_node_and_model_spans_form_one_trace(exporter: InMemorySpanExporter) -> None:
+    import contextvars
+
+    sys.path.insert(0, str(ROOT / "tests" / "graphs"))
+    from anchor_graph import agent  # the test graph: model node (fake chat model), tools node
+
+    parent_trace = "0af7651916cd43dd8448eb211c80319c"
+    headers = Headers(traceparent=f"00-{parent_trace}-b7ad6b7169203331-01")
+
+    async def request_then_run() -> None:
+        info = requests.begin("POST", "/threads/t/runs/wait", "req-mem-1")
+        tracing.start_server_span(info, headers)
+        run = run_record("agent", info.request_id)
+
+        async def execute() -> None:  # the run manager's part: a task started from the request's context
+            observed = observe.run_started(run)
+            config = observed.config({"configurable": {"thread_id": "mem-thread"}})
+            async for _ in agent.astream({"messages": [("user", "weather in sf?")]}, config, stream_mode="values"):
+                pass
+            observe.run_finished(observed, "success")
+
+        import asyncio
+
+        await asyncio.get_running_loop().create_task(execute(), context=contextvars.copy_context())
+        info.route = "/threads/:thread_id/runs/wait"
+        tracing.end_server_span(info, 200)
+        assert runscope.current() is None  # the run's scope stayed in the run's context
+
+    await asyncio_run_in_fresh_context(request_then_run)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    server = spans["POST /threads/:thread_id/runs/wait"]
+    run = spans["run agent"]
+    model_nodes = [s for s in exporter.get_finished_spans() if s.name == "node model"]
+    tools = spans["node tools"]
+    chats = [s for s in exporter.get_finished_spans() if s.name.startswith("chat ")]
+    assert len(model_nodes) == 2 and len(chats) == 2  # model → tools → model
+    assert {format(s.context.trace_id, "032x") for s in exporter.get_finished_spans()} == {parent_trace}
+    assert format(server.parent.span_id, "016x") == "b7ad6b7169203331"
+    assert run.parent.span_id == server.context.span_id
+    assert all(n.parent.span_id == run.context.span_id for n in [*model_nodes, tools])
+    assert {c.parent.span_id for c in chats} == {n.context.span_id for n in model_nodes}
+    for span in exporter.get_finished_spans():
+        assert span.attributes["langgraph.request_id"] == "req-mem-1", span.name
+    assert run.attributes["langgraph.run_status"] == "success" and run.attributes["langgraph.graph_id"] == "agent"
+    assert server.attributes["http.response.status_code"] == 200
+
+
+async def test_tool_calls_get_spans_under_their_node(exporter: InMemorySpanExporter) -> None:
+    from langchain_core.tools import tool
+    from langgraph.graph import END, START, MessagesState, StateGraph
+
+    @tool
+    def lookup(city: str) -> str:
+        """Look a city up."""
+        return f"{city}: sunny"
+
+    async def ask(state: MessagesState) -> dict:
+        await lookup.ainvoke({"city": "Paris"})
+        return {}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "ask")
+    builder.add_edge("ask", END)
+    graph = builder.compile()
+    exporter.clear()
+
+    async def run() -> None:
+        observed = observe.run_started(run_record("toolgraph", "req-tool-1"))
+        await graph.ainvoke({"messages": []}, observed.config({}))
+        observe.run_finished(observed, "success")
+
+    await asyncio_run_in_fresh_context(run)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert spans["tool lookup"].parent.span_id == spans["node ask"].context.span_id
+    assert spans["node ask"].parent.span_id == spans["run toolgraph"].context.span_id
+    assert spans["tool lookup"].attributes["gen_ai.tool.name"] == "lookup"
+
+
+async def asyncio_run_in_fresh_context(fn: Any) -> None:
+    """Run `fn` as its own task with a copy of the context, like Robyn runs each request."""
+    import asyncio
+    import contextvars
+
+    await asyncio.get_running_loop().create_task(fn(), context=contextvars.copy_context())
+
+
+def test_tracing_off_sets_up_nothing() -> None:
+    code = (
+        "import sys, os\n"
+        "for k in [k for k in os.environ if k.startswith('OTEL_')]: del os.environ[k]\n"
+        "from robyn_server.ops import tracing, http_hooks, observe\n"
+        "import robyn_server.app, robyn_server.cli\n"
+        "assert tracing.configure() is False\n"
+        # langsmith (under langchain-core) imports parts of the SDK itself when it is installed; what matters is
+        # that no exporter, instrumentation or span callback is loaded and no tracer provider is set
+        "ours = ('opentelemetry.exporter', 'opentelemetry.instrumentation', 'robyn_server.ops.trace_callbacks')\n"
+        "assert not [m for m in sys.modules if m.startswith(ours)]\n"
+        "from opentelemetry import trace\n"
+        "assert type(trace.get_tracer_provider()).__name__ == 'ProxyTracerProvider'\n"
+        "assert tracing.ENABLED is False\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr + out.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "wanted"),
+    [
+        ({}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, True),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, True),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, False),
+        ({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, False),
+    ],
+)
+def test_which_settings_turn_tracing_on(env: dict[str, str], wanted: bool) -> None:
+    assert tracing.wanted(env) is wanted
