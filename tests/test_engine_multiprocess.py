@@ -263,27 +263,6 @@ def test_sigterm_hands_long_runs_back_to_the_queue(shared_env: dict[str, str]) -
         b.stop()
 
 
-def test_two_processes_on_one_port(shared_env: dict[str, str]) -> None:
-    server = ServerProcess(env={**shared_env, "ROBYN_SERVER_PROCESSES": "2"}).start(timeout=120)
-    try:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
-            tid = http.post("/threads", json={}).json()["thread_id"]
-            results = [
-                http.post(
-                    f"/threads/{tid}/runs/wait",
-                    json={"assistant_id": SLOW, "input": {"delay": 0.01, "count": 0}, "multitask_strategy": "enqueue"},
-                ).json()  # fmt: skip
-                for _ in range(4)
-            ]
-            assert [r["count"] for r in results] == [3, 3, 3, 3]
-        import psutil
-
-        children = psutil.Process(server.proc.pid).children()  # type: ignore[union-attr]
-        assert len(children) == 2
-    finally:
-        server.stop()
-
-
 def _start_error(env: dict[str, str], *args: str) -> list[str]:
     import os
 
@@ -305,3 +284,27 @@ def test_unreachable_redis_stops_the_start(tmp_path: Any) -> None:
     lines = _start_error({"ROBYN_SERVER_STORAGE": "sqlite", "ROBYN_SERVER_SQLITE_PATH": str(tmp_path / "x.db"),
                           "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})  # fmt: skip
     assert len(lines) == 1 and "REDIS_URL" in lines[0], lines
+
+
+def test_api_and_worker_roles(shared_env: dict[str, str]) -> None:
+    import os
+
+    api = ServerProcess(env={**shared_env, "ROBYN_SERVER_ROLE": "api"}).start()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "robyn_server", "--config", str(TEST_CONFIG), "--role", "worker"],
+        cwd=ROOT, env={**os.environ, **shared_env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        with httpx.Client(base_url=api.url, timeout=120) as http:
+            tid = http.post("/threads", json={}).json()["thread_id"]
+            # the api process executes nothing: the worker (no HTTP) picks the run up from the bus
+            result = http.post(f"/threads/{tid}/runs/wait", json={"assistant_id": SLOW,
+                               "input": {"delay": 0.01, "count": 0}})  # fmt: skip
+            assert result.status_code == 200 and result.json()["count"] == 3, result.text
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        api.stop()
