@@ -263,6 +263,27 @@ def test_sigterm_hands_long_runs_back_to_the_queue(shared_env: dict[str, str]) -
         b.stop()
 
 
+def test_two_processes_on_one_port(shared_env: dict[str, str]) -> None:
+    server = ServerProcess(env={**shared_env, "ROBYN_SERVER_PROCESSES": "2"}).start(timeout=120)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            tid = http.post("/threads", json={}).json()["thread_id"]
+            results = [
+                http.post(
+                    f"/threads/{tid}/runs/wait",
+                    json={"assistant_id": SLOW, "input": {"delay": 0.01, "count": 0}, "multitask_strategy": "enqueue"},
+                ).json()  # fmt: skip
+                for _ in range(4)
+            ]
+            assert [r["count"] for r in results] == [3, 3, 3, 3]
+        import psutil
+
+        children = psutil.Process(server.proc.pid).children()  # type: ignore[union-attr]
+        assert len(children) == 2
+    finally:
+        server.stop()
+
+
 def _start_error(env: dict[str, str], *args: str) -> list[str]:
     import os
 

@@ -9,6 +9,7 @@ order, so nested objects in `metadata`/`values` may read back with keys reordere
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,8 @@ from robyn_server.storage.records import ASSISTANTS, RUNS, THREADS, Layout, json
 
 # Serializes concurrent migrations from several server processes (an arbitrary constant key).
 _MIGRATION_LOCK = 7_316_402_118
+# Serializes LangGraph's saver and store set-up across processes (a different key: see `setup`).
+_SAVER_SETUP_LOCK = 7_316_402_119
 
 _COMMON = "seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
 
@@ -130,14 +133,22 @@ class PostgresStorage(PostgresCrons, Storage):
         await self._migrate()
         self.checkpointer = AsyncPostgresSaver(pool)
         self.store = AsyncPostgresStore(pool)
-        # LangGraph's own migrations are not safe to run from two processes at once: hold our lock meanwhile.
+        # LangGraph's own migrations are not safe to run from two processes at once, so one process runs them at
+        # a time. The others wait *between* statements (try-lock, then sleep): a backend blocked inside
+        # `pg_advisory_lock` would hold a snapshot that the saver's CREATE INDEX CONCURRENTLY waits for, a
+        # deadlock Postgres cannot see.
         async with pool.connection() as lock_conn:
-            await lock_conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+            while True:
+                cur = await lock_conn.execute("SELECT pg_try_advisory_lock(%s) AS got", (_SAVER_SETUP_LOCK,))
+                row = await cur.fetchone()
+                if row and row["got"]:
+                    break
+                await asyncio.sleep(0.05)
             try:
                 await self.checkpointer.setup()
                 await self.store.setup()
             finally:
-                await lock_conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+                await lock_conn.execute("SELECT pg_advisory_unlock(%s)", (_SAVER_SETUP_LOCK,))
 
     async def _migrate(self) -> None:
         """Apply pending MIGRATIONS in one transaction, recording each in `schema_version`."""
