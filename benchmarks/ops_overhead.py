@@ -1,6 +1,12 @@
 """Server CPU per run with the operations features on, beside all off.
 
     .venv/bin/python benchmarks/ops_overhead.py [--runs 400] [--clients 8] [--repeats 3]
+    .venv/bin/python benchmarks/ops_overhead.py --in-process
+
+`--in-process` measures the same hooks without a server, where other load on the machine disturbs less: the
+`tokens` graph run by the run manager's hooks (`observe.run_started` ... `run_finished`) with a request span,
+tracing off and on (spans batch-encoded to OTLP protobuf, not sent), and the per-run cost of the JSON log lines
+and of the metrics; process CPU, minimum of 8 rounds of 150 runs.
 
 Starts this server on `benchmarks/langgraph.json` (memory storage) once per configuration, sends `--runs`
 streamed 50-token runs (`messages-tuple`) from `--clients` concurrent httpx clients, and reads the server
@@ -19,6 +25,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -93,12 +100,112 @@ def measure(env: dict[str, str | None], runs: int, clients: int) -> tuple[float,
         proc.stop()
 
 
+def in_process() -> None:
+    import contextvars
+    import logging
+    import os
+    from datetime import UTC, datetime
+
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from graphs import tokens
+
+    from robyn_server.ops import http_hooks, logs, metrics, observe, requests, tracing
+
+    class EncodeOnly(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            encode_spans(spans).SerializeToString()
+            return SpanExportResult.SUCCESS
+
+    tracing.configure(processor=BatchSpanProcessor(EncodeOnly(), schedule_delay_millis=200))
+    graph_input = {"messages": [{"role": "user", "content": "go"}]}
+
+    async def one(traced: bool) -> None:
+        info = requests.begin("POST", "/runs/stream", None)
+        tracing.ENABLED = traced
+        if traced:
+            tracing.start_server_span(info, {})
+        configurable = {"graph_id": "tokens", "langgraph_request_id": info.request_id}
+        run = {"run_id": "r", "thread_id": "t", "assistant_id": "a", "created_at": datetime.now(UTC),
+               "kwargs": {"config": {"configurable": configurable}}}  # fmt: skip
+        observed = observe.run_started(run)
+        async for event in tokens.astream(graph_input, observed.config({}), stream_mode=["messages", "values"]):
+            observed.saw(event[0])
+        observe.run_finished(observed, "success")
+        if traced:
+            info.route = "/runs/stream"
+            tracing.end_server_span(info, 200)
+
+    async def rounds(traced: bool, n: int) -> float:
+        start = time.process_time()
+        for _ in range(n):
+            await asyncio.get_running_loop().create_task(one(traced), context=contextvars.copy_context())
+        return (time.process_time() - start) / n * 1000
+
+    async def graphs() -> dict[bool, float]:
+        await rounds(False, 10)
+        await rounds(True, 10)
+        found: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(8):
+            for traced in (False, True):
+                found[traced].append(await rounds(traced, 150))
+        return {k: min(v) for k, v in found.items()}
+
+    metrics.ENABLED = False
+    cost = asyncio.run(graphs())
+    tracing.ENABLED = False
+
+    def per_run(fn: Any, n: int = 20000) -> float:
+        best = float("inf")
+        for _ in range(5):
+            start = time.process_time()
+            for _ in range(n):
+                fn()
+            best = min(best, (time.process_time() - start) / n * 1000)
+        return best
+
+    logs.configure("INFO", "json")
+    logging.getLogger().handlers[0].stream = open(os.devnull, "w")  # noqa: SIM115
+    info = requests.begin("POST", "/runs/stream", None)
+    info.route = "/runs/stream"
+
+    def log_lines() -> None:  # one access line, the run's start and end lines
+        http_hooks.finished(info, 200, 0.001, "user-1")
+        logs.RUNS.info("run %s started", "r", extra={"attempt": 1, "event": "run_started", "queue_wait_ms": 0.2})
+        logs.RUNS.info("run %s finished: %s", "r", "success", extra={"status": "success", "duration_ms": 5.0})
+
+    def metric_updates() -> None:  # what one streamed run records
+        metrics.http_observed("POST", "/runs/stream", 200, 0.001)
+        metrics.stream_opened()
+        metrics.run_started(0.001)
+        metrics.run_first_token(0.002)
+        metrics.run_finished("success", 0.005)
+        metrics.stream_closed()
+
+    log_ms = per_run(log_lines)
+    metrics.ENABLED = True
+    metric_ms = per_run(metric_updates)
+    base = cost[False]
+    print(f"tokens graph + hooks, tracing off: {base:.3f} ms CPU/run")
+    print(f"tracing on: {cost[True]:.3f} ms ({cost[True] - base:+.3f} ms, {100 * (cost[True] - base) / base:+.1f}%)")
+    print(f"JSON log lines per run: {log_ms:.3f} ms ({100 * log_ms / base:+.1f}%)")
+    print(f"metrics per run: {metric_ms:.3f} ms ({100 * metric_ms / base:+.1f}%)")
+    total = cost[True] - base + log_ms + metric_ms
+    print(f"all three: {total:+.3f} ms per run ({100 * total / base:+.1f}% of this graph's run)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=400)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--in-process", action="store_true")
     args = parser.parse_args()
+    if args.in_process:
+        in_process()
+        return
     receiver = OtlpReceiver().start()
     results: dict[str, list[tuple[float, float]]] = {}
     try:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from tests.server import ServerProcess
+from tests.server import ROOT, ServerProcess
 
 T = TypeVar("T")
 AGENT_RUN = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "weather in sf?"}]}}
@@ -36,3 +38,13 @@ def wait_for(check: Callable[[], T | None], what: str, timeout: float = 30.0) ->
 
 def log_lines_where(proc: ServerProcess, **fields: Any) -> list[dict[str, Any]]:
     return [line for line in json_lines(proc) if all(line.get(k) == v for k, v in fields.items())]
+
+
+def issue(identity: str, *permissions: str) -> tuple[str, dict]:
+    """A new key from the real CLI: (the key, its config entry)."""
+    args = [sys.executable, "-m", "robyn_server.auth.api_keys", "new", "--identity", identity]
+    for permission in permissions:
+        args += ["--permission", permission]
+    out = json.loads(subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout)
+    assert out["key"] not in json.dumps(out["entry"])  # the entry holds the hash only
+    return out["key"], out["entry"]

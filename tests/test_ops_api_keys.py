@@ -4,26 +4,14 @@ same ownership rules as JWT users; rotation with two keys valid at once, and rev
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import jwt
 import pytest
 
-from tests.ops_helpers import AGENT_RUN, wait_for
-from tests.server import ROOT, ServerProcess
-
-
-def issue(identity: str, *permissions: str) -> tuple[str, dict]:
-    """A new key from the real CLI: (the key, its config entry)."""
-    args = [sys.executable, "-m", "robyn_server.auth.api_keys", "new", "--identity", identity]
-    for permission in permissions:
-        args += ["--permission", permission]
-    out = json.loads(subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout)
-    assert out["key"] not in json.dumps(out["entry"])  # the entry holds the hash only
-    return out["key"], out["entry"]
+from tests.ops_helpers import AGENT_RUN, issue, wait_for
+from tests.server import ServerProcess
 
 
 def write_keys(path: Path, *entries: dict) -> None:

@@ -11,9 +11,8 @@ import httpx
 import pytest
 
 from tests.conftest import require_postgres
-from tests.ops_helpers import AGENT_RUN, wait_for
+from tests.ops_helpers import AGENT_RUN, issue, wait_for
 from tests.server import ServerProcess, create_database, drop_database
-from tests.test_ops_api_keys import issue
 
 SLOW = {"assistant_id": "slow", "input": {"delay": 0.3}}
 
