@@ -80,7 +80,8 @@ def hooked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     config = Path(tmp_path_factory.mktemp("webhooks")) / "langgraph.json"
     config.write_text(json.dumps({
         "dependencies": [str(GRAPHS)],
-        "graphs": {"agent": f"{GRAPHS}/anchor_graph.py:agent", "slow": f"{GRAPHS}/anchor_graph.py:slow_graph"},
+        "graphs": {"agent": f"{GRAPHS}/anchor_graph.py:agent", "slow": f"{GRAPHS}/anchor_graph.py:slow_graph",
+                   "fail": f"{GRAPHS}/anchor_graph.py:fail_graph"},
         "webhooks": {"url": {"disable_loopback": False, "require_https": False},
                      "headers": {"X-Token": "Bearer ${{ env.LG_WEBHOOK_TOKEN }}"}},
     }))  # fmt: skip
@@ -137,6 +138,14 @@ def test_failed_deliveries_are_retried_and_never_touch_the_run(hooked: httpx.Cli
         assert joined["count"] == 3
         assert hooked.get(f"/threads/{run['thread_id']}/runs/{run['run_id']}").json()["status"] == "success"
         assert hooked.get(f"/threads/{run['thread_id']}").json()["status"] == "idle"
+
+
+def test_a_failed_run_sends_its_error(hooked: httpx.Client, receiver: Receiver) -> None:
+    path = f"/failed/{uuid.uuid4().hex}"
+    hooked.post("/runs/wait", json={"assistant_id": "fail", "input": {}, "webhook": receiver.url + path})
+    payload = json.loads(wait_for(lambda: receiver.at(path), "the failed run's webhook")[0]["body"])
+    assert payload["status"] == "error" and payload["values"] is None
+    assert payload["error"]["error"] == "ValueError" and "boom" in payload["error"]["message"]
 
 
 def test_cron_runs_call_the_cron_webhook(hooked: httpx.Client, receiver: Receiver) -> None:

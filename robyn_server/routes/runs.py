@@ -22,7 +22,7 @@ from robyn_server.streaming.sse import encode_frame
 
 RUN_FIELDS = {
     "run_id", "thread_id", "assistant_id", "metadata", "status", "kwargs", "multitask_strategy", "created_at",
-    "updated_at", "langsmith_session_name",
+    "updated_at", "langsmith_session_name", "cancel_reason",
 }  # fmt: skip
 NO_RUNS_TO_CANCEL = (
     "No matching runs to cancel. Please verify the thread ID and run IDs are correct, "
@@ -73,6 +73,7 @@ def register(router: Router, ctx: ServerContext) -> None:
 
     async def _cancel_gone(handle: RunHandle) -> None:
         if not handle.log.closed and handle.cancel_action is None:
+            await ctx.storage.run_update(handle.run_id, {"cancel_reason": DISCONNECT_ERROR["message"]})
             await ctx.runs.cancel(handle, "interrupt", error=DISCONNECT_ERROR)
 
     def _watch(handle: RunHandle, progress: ReaderProgress) -> None:
@@ -250,6 +251,8 @@ def register(router: Router, ctx: ServerContext) -> None:
         handle = ctx.runs.handle(run_id)
         if run is None or run["status"] not in INFLIGHT or handle is None or handle.log.closed:
             raise ApiError(404, NO_RUNS_TO_CANCEL)
+        reason = f"{action} requested via POST /threads/{{thread_id}}/runs/{{run_id}}/cancel"  # the reference's
+        await ctx.storage.run_update(run_id, {"cancel_reason": reason})
         await ctx.runs.cancel(handle, action)
         if req.query_bool("wait"):
             loc = _run_location(thread_id, run_id)
@@ -279,6 +282,7 @@ def register(router: Router, ctx: ServerContext) -> None:
         if not handles and body.status is None:
             raise ApiError(404, NO_RUNS_TO_CANCEL)
         for handle in handles:
+            await ctx.storage.run_update(handle.run_id, {"cancel_reason": f"{action} requested via POST /runs/cancel"})
             await ctx.runs.cancel(handle, action)
         return empty(204)
 

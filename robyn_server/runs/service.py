@@ -201,6 +201,8 @@ async def create_run(
     )
     if previous and strategy in ("interrupt", "rollback"):
         for old in previous:
+            reason = f"superseded by run {run_id} (multitask_strategy={strategy})"
+            await ctx.storage.run_update(old.run_id, {"cancel_reason": reason})
             await ctx.runs.cancel(old, strategy)
     return handle
 

@@ -15,10 +15,10 @@ from langchain_core.messages import BaseMessage, BaseMessageChunk, message_chunk
 from robyn_server import serde
 
 STREAM_MODES = frozenset(
-    {"values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints"}
+    {"values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints", "tools"}
 )
 # Modes LangGraph itself streams; `messages` serves both message modes, `events` comes from astream_events.
-_NATIVE = ("values", "updates", "custom", "debug", "tasks", "checkpoints")
+_NATIVE = ("values", "updates", "custom", "debug", "tasks", "checkpoints", "tools")
 
 Event = tuple[str, bytes]
 
