@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from langgraph_sdk.client import LangGraphClient
 
 from tests.cron_helpers import parse_time, runs_of, tagged_threads, wait_for
@@ -192,3 +193,8 @@ def test_scheduler_sleeps_until_the_due_date_not_a_fixed_poll() -> None:
             assert due <= parse_time(fired[0]["created_at"]) < due + timedelta(seconds=30)
     finally:
         proc.stop()
+
+
+def test_malformed_scheduler_setting_stops_the_start() -> None:
+    with pytest.raises(RuntimeError, match="CRON_SCHEDULER_SLEEP_TIME must be a number"):
+        ServerProcess(env={"CRON_SCHEDULER_SLEEP_TIME": "soon"}).start()

@@ -140,6 +140,16 @@ def test_failed_deliveries_are_retried_and_never_touch_the_run(hooked: httpx.Cli
         assert hooked.get(f"/threads/{run['thread_id']}").json()["status"] == "idle"
 
 
+def test_a_host_name_is_called_at_the_address_that_was_checked(hooked: httpx.Client, receiver: Receiver) -> None:
+    port = receiver.url.rsplit(":", 1)[1]
+    path = f"/named/{uuid.uuid4().hex}"
+    hooked.post("/runs/wait", json={"assistant_id": "slow", "input": {"delay": 0.01},
+                                    "webhook": f"http://localhost:{port}{path}"})  # fmt: skip
+    call = wait_for(lambda: receiver.at(path), "the webhook sent to localhost")[0]
+    assert {k.lower(): v for k, v in call["headers"].items()}["host"] == f"localhost:{port}"
+    assert json.loads(call["body"])["status"] == "success"
+
+
 def test_a_failed_run_sends_its_error(hooked: httpx.Client, receiver: Receiver) -> None:
     path = f"/failed/{uuid.uuid4().hex}"
     hooked.post("/runs/wait", json={"assistant_id": "fail", "input": {}, "webhook": receiver.url + path})
