@@ -307,6 +307,13 @@ def run_payload(run: dict[str, Any], status: str, result: Any, started_at: Any =
     return payload
 
 
+def started_at(log: Any) -> datetime | None:
+    """When a run started: the time of the first event in its log (its `metadata` event), if it has one."""
+    entries = getattr(log, "entries", None)
+    key = getattr(entries[0], "key", None) if entries else None
+    return datetime.fromtimestamp(key[0] / 1000, UTC) if isinstance(key, tuple) and key else None
+
+
 def notify_run_end(run: dict[str, Any], status: str, result: Any, started_at: Any = None) -> None:
     """Called once when a run ends: deliver its webhook in the background (never awaited by the run)."""
     url = (run.get("kwargs") or {}).get("webhook")

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,10 @@ def test_run_webhook_is_delivered_signed_with_the_run(hooked: httpx.Client, rece
     assert payload["run_id"] == run["run_id"] and payload["thread_id"] == thread["thread_id"]
     assert payload["status"] == "success" and payload["values"] == state
     assert payload["kwargs"]["webhook"] == receiver.url + path
-    assert {"run_ended_at", "webhook_sent_at", "run_started_at", "created_at"} <= set(payload)
+    started, ended, sent = (datetime.fromisoformat(payload[k]) for k in ("run_started_at", "run_ended_at",
+                                                                          "webhook_sent_at"))  # fmt: skip
+    created = datetime.fromisoformat(run["created_at"])
+    assert created.replace(microsecond=created.microsecond // 1000 * 1000) <= started <= ended <= sent  # ms clock
     headers = {k.lower(): v for k, v in call["headers"].items()}
     assert headers["content-type"] == "application/json" and headers["x-token"] == "Bearer abc"
     stamp = headers["x-webhook-timestamp"]

@@ -217,7 +217,7 @@ class RunManager:
         except Exception:
             logger.exception("could not record the end of run %s", handle.run_id)
         finally:
-            webhooks.notify_run_end(handle.run, status, result)  # background POST when the run has `webhook`
+            webhooks.notify_run_end(handle.run, status, result, webhooks.started_at(handle.log))  # if `webhook`
             self._close(handle, result)
             self._start_next(handle.thread_id)
 
