@@ -1,12 +1,13 @@
 """Webhooks: when a run with `webhook` ends, POST the run (with its status, final values and any error) to it.
 
 The reference's URL policy (`webhooks.url` in langgraph.json, or `LANGGRAPH_WEBHOOKS` as JSON) is checked when
-the run or cron is created and again before each delivery: `require_https`, `allowed_domains` (exact hosts or
+the run or cron is created and again before delivery: `require_https`, `allowed_domains` (exact hosts or
 `*.domain`), `allowed_ports`, `max_url_length`; loopback (`disable_loopback`, default true) and private
 (`disable_private_ips`, default true here, false in the reference) addresses are refused, after DNS resolution,
-unless the host is listed in `allowed_domains` or the flag is false. Link-local, multicast, reserved and cloud
-metadata addresses are always refused. `webhooks.headers` are sent with every call (`${{ env.LG_WEBHOOK_X }}`
-templates resolved at start-up, limited to `env_prefix`).
+unless the host is listed in `allowed_domains` or the flag is false; the call then goes to the checked address
+(DNS pinning). Link-local, multicast, reserved and cloud metadata addresses are always refused.
+`webhooks.headers` are sent with every call (`${{ env.LG_WEBHOOK_X }}` templates resolved at start-up, limited
+to `env_prefix`).
 
 Delivery runs in the background: a timeout per attempt, up to `ROBYN_SERVER_WEBHOOK_ATTEMPTS` attempts on
 network errors, timeouts, 429 and 5xx, with exponential backoff and full jitter. With
