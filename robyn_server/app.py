@@ -13,6 +13,7 @@ from robyn_server import cors, webhooks
 from robyn_server.auth.install import install as auth_install
 from robyn_server.config import ServerConfig, Settings
 from robyn_server.context import ServerContext
+from robyn_server.crons import scheduler
 from robyn_server.graphs import GraphRegistry
 from robyn_server.http import Router
 from robyn_server.ops import http_hooks
@@ -41,6 +42,7 @@ def build_context(
     registry.load(config.graphs, config.base_dir)
     cors.load_policy(config.http)  # bad CORS settings stop the server here, with a one-line ConfigError
     webhooks.configure(config.webhooks, config.http)  # likewise the webhook URL policy and headers
+    scheduler.settings()  # and the cron scheduler's timings
     manager = RunManager(
         storage,
         registry,
@@ -88,8 +90,6 @@ def build_app(
             await recover_at_startup(ctx)
         except Exception as exc:
             exit_on_startup_error(ctx.storage, exc)
-        from robyn_server.crons import scheduler
-
         scheduler.start(ctx)
         if on_loop is not None:
             on_loop(asyncio.get_running_loop())

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 StreamModeName = Literal[
-    "values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints"
+    "values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints", "tools"
 ]
 SortOrder = Literal["asc", "desc", "ASC", "DESC"]
 
@@ -132,10 +132,12 @@ class ThreadSearch(_Body):
     sort_order: SortOrder | None = None
     select: list[str] | None = None
     extract: dict[str, str] | None = None
+    exclude_metadata: dict[str, Any] | None = None
 
 
 class ThreadCount(_Body):
     metadata: dict[str, Any] | None = None
+    exclude_metadata: dict[str, Any] | None = None
     values: dict[str, Any] | None = None
     status: ThreadStatus | None = None
 
@@ -164,6 +166,7 @@ class ThreadHistory(_Body):
     before: str | dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     checkpoint: CheckpointRef | None = None
+    select: list[str] | None = None
 
 
 class ThreadPrune(_Body):

@@ -1,12 +1,13 @@
 """Webhooks: when a run with `webhook` ends, POST the run (with its status, final values and any error) to it.
 
 The reference's URL policy (`webhooks.url` in langgraph.json, or `LANGGRAPH_WEBHOOKS` as JSON) is checked when
-the run or cron is created and again before each delivery: `require_https`, `allowed_domains` (exact hosts or
+the run or cron is created and again before delivery: `require_https`, `allowed_domains` (exact hosts or
 `*.domain`), `allowed_ports`, `max_url_length`; loopback (`disable_loopback`, default true) and private
 (`disable_private_ips`, default true here, false in the reference) addresses are refused, after DNS resolution,
-unless the host is listed in `allowed_domains` or the flag is false. Link-local, multicast, reserved and cloud
-metadata addresses are always refused. `webhooks.headers` are sent with every call (`${{ env.LG_WEBHOOK_X }}`
-templates resolved at start-up, limited to `env_prefix`).
+unless the host is listed in `allowed_domains` or the flag is false; the call then goes to the checked address
+(DNS pinning). Link-local, multicast, reserved and cloud metadata addresses are always refused.
+`webhooks.headers` are sent with every call (`${{ env.LG_WEBHOOK_X }}` templates resolved at start-up, limited
+to `env_prefix`).
 
 Delivery runs in the background: a timeout per attempt, up to `ROBYN_SERVER_WEBHOOK_ATTEMPTS` attempts on
 network errors, timeouts, 429 and 5xx, with exponential backoff and full jitter. With
@@ -60,6 +61,10 @@ class WebhookPolicy:
     disable_private_ips: bool = True
     headers: dict[str, str] = field(default_factory=dict)
     disabled: bool = False
+    attempts: int = 3
+    timeout: float = 30.0
+    backoff: float = 1.0
+    secret: str = field(default="", repr=False)
 
     def listed(self, host: str) -> bool:
         """Whether `host` is an exact `allowed_domains` entry (which also exempts it from address checks)."""
@@ -132,6 +137,10 @@ def load_policy(webhooks: dict[str, Any] | None, http: dict[str, Any] | None = N
         disable_private_ips=bool(policy.get("disable_private_ips", True)),
         headers=_render_headers(cfg.get("headers") or {}, cfg.get("env_prefix", "LG_WEBHOOK_") or ""),
         disabled=bool((http or {}).get("disable_webhooks", False)),
+        attempts=max(1, env_int("ROBYN_SERVER_WEBHOOK_ATTEMPTS", 3)),
+        timeout=env_float("ROBYN_SERVER_WEBHOOK_TIMEOUT_SECONDS", 30.0),
+        backoff=env_float("ROBYN_SERVER_WEBHOOK_BACKOFF_SECONDS", 1.0),
+        secret=os.environ.get("ROBYN_SERVER_WEBHOOK_SECRET") or "",
     )
 
 
@@ -157,8 +166,9 @@ def _address_problem(addr: ipaddress.IPv4Address | ipaddress.IPv6Address, policy
     return None
 
 
-async def check_url(url: str, policy: WebhookPolicy | None = None) -> None:
-    """Raise ApiError 422 (the reference's details) when `url` may not receive webhooks."""
+async def check_url(url: str, policy: WebhookPolicy | None = None) -> list[str]:
+    """Raise ApiError 422 (the reference's details) when `url` may not receive webhooks; otherwise the vetted
+    addresses a host name resolved to (empty for an IP literal or a host listed in `allowed_domains`)."""
     policy = policy or _state["policy"]
     if len(url) > policy.max_url_length:
         raise ApiError(422, "Webhook URL too long")
@@ -183,16 +193,18 @@ async def check_url(url: str, policy: WebhookPolicy | None = None) -> None:
     if not policy.domain_allowed(host):
         raise ApiError(422, "Webhook domain not allowed")
     if policy.listed(host):
-        return
+        return []
     if host in _METADATA_HOSTS:
         raise ApiError(422, "Webhook host blocked: cloud metadata endpoint")
     if host.endswith(".svc.cluster.local"):
         raise ApiError(422, "Webhook host blocked: cluster-internal host")
     if host in _LOCAL_NAMES and policy.disable_loopback:
         raise ApiError(422, "Webhook host blocked: localhost address")
+    resolved = False
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
+        resolved = True
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError:
@@ -202,6 +214,7 @@ async def check_url(url: str, policy: WebhookPolicy | None = None) -> None:
         problem = _address_problem(addr, policy)
         if problem is not None:
             raise ApiError(422, f"Webhook host blocked: {problem}")
+    return [str(a) for a in addresses] if resolved else []
 
 
 # ------------------------------------------------------------------------------------------ delivery
@@ -219,15 +232,13 @@ def _retriable(exc: BaseException) -> bool:
 async def deliver(url: str, payload: dict[str, Any], policy: WebhookPolicy | None = None) -> bool:
     """POST `payload` to `url` with retries; True once a receiver answered 2xx/3xx."""
     policy = policy or _state["policy"]
-    attempts = max(1, env_int("ROBYN_SERVER_WEBHOOK_ATTEMPTS", 3))
-    timeout = env_float("ROBYN_SERVER_WEBHOOK_TIMEOUT_SECONDS", 30.0)
-    backoff = env_float("ROBYN_SERVER_WEBHOOK_BACKOFF_SECONDS", 1.0)
-    secret = os.environ.get("ROBYN_SERVER_WEBHOOK_SECRET") or ""
+    attempts, timeout, backoff, secret = policy.attempts, policy.timeout, policy.backoff, policy.secret
     try:
-        await check_url(url, policy)
+        addresses = await check_url(url, policy)
     except ApiError as exc:
         logger.warning("webhook %s not called: %s", url, exc.detail)
         return False
+    targets = [_pinned(url, address) for address in addresses] or [_pinned(url, None)]
     async with httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0))) as client:
         for attempt in range(1, attempts + 1):
             body = serde.dumps({**payload, "webhook_sent_at": datetime.now(UTC).isoformat()})
@@ -238,8 +249,7 @@ async def deliver(url: str, payload: dict[str, Any], policy: WebhookPolicy | Non
                 headers[SIGNATURE_HEADER] = signature(secret, stamp, body)
             try:
                 async with asyncio.timeout(timeout):
-                    response = await client.post(url, content=body, headers=headers)
-                response.raise_for_status()
+                    await _post(client, targets, body, headers)
                 return True
             except Exception as exc:
                 if attempt == attempts or not _retriable(exc):
@@ -247,6 +257,34 @@ async def deliver(url: str, payload: dict[str, Any], policy: WebhookPolicy | Non
                     return False
                 await asyncio.sleep(random.uniform(0, backoff * 2 ** (attempt - 1)))  # full jitter
     return False
+
+
+async def _post(client: httpx.AsyncClient, targets: list[Pinned], body: bytes, headers: dict[str, str]) -> None:
+    """One attempt: the first vetted address that accepts the connection gets the request."""
+    for index, (target, host_headers, extensions) in enumerate(targets):
+        try:
+            response = await client.post(target, content=body, headers={**headers, **host_headers},
+                                         extensions=extensions)  # fmt: skip
+        except httpx.ConnectError:
+            if index == len(targets) - 1:
+                raise
+            continue
+        response.raise_for_status()
+        return
+
+
+Pinned = tuple[httpx.URL, dict[str, str], dict[str, Any]]
+
+
+def _pinned(url: str, address: str | None) -> Pinned:
+    """Connect to an address that was checked, not to whatever the name resolves to next (DNS rebinding):
+    the request goes to the IP with the original `Host` header, and TLS verifies the original name (SNI)."""
+    original = httpx.URL(url)
+    if address is None:
+        return original, {}, {}
+    target = original.copy_with(host=address)
+    extensions = {"sni_hostname": original.host} if original.scheme == "https" else {}
+    return target, {"Host": original.netloc.decode("ascii")}, extensions
 
 
 def _describe(exc: BaseException) -> str:
@@ -268,6 +306,13 @@ def run_payload(run: dict[str, Any], status: str, result: Any, started_at: Any =
     if errored:
         payload["error"] = result["__error__"]
     return payload
+
+
+def started_at(log: Any) -> datetime | None:
+    """When a run started: the time of the first event in its log (its `metadata` event), if it has one."""
+    entries = getattr(log, "entries", None)
+    key = getattr(entries[0], "key", None) if entries else None
+    return datetime.fromtimestamp(key[0] / 1000, UTC) if isinstance(key, tuple) and key else None
 
 
 def notify_run_end(run: dict[str, Any], status: str, result: Any, started_at: Any = None) -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from langgraph_sdk.client import LangGraphClient
 
 from tests.cron_helpers import parse_time, runs_of, tagged_threads, wait_for
@@ -88,8 +89,9 @@ def test_cron_errors(http: httpx.Client) -> None:
         resp = http.request(method, path, json=body)
         return resp.status_code, resp.json()["detail"]
 
-    code, text = detail("POST", "/runs/crons", {"assistant_id": "agent", "schedule": "nope"})
-    assert code == 422 and text.startswith("Invalid cron schedule: 'nope'.")
+    for schedule in ("nope", "0 0 30 2 *", "61 * * * *"):  # unreadable, no such date, out of range
+        code, text = detail("POST", "/runs/crons", {"assistant_id": "agent", "schedule": schedule})
+        assert code == 422 and text.startswith(f"Invalid cron schedule: '{schedule}'."), text
     assert detail("POST", "/runs/crons", {"assistant_id": "agent", "schedule": "* * * * *", "timezone": "Mars/X"}) == (
         422, "Invalid timezone: 'Mars/X'. Use IANA timezone format (e.g. 'America/New_York').")  # fmt: skip
     assert detail("POST", "/runs/crons", {"assistant_id": MISSING, "schedule": "* * * * *"}) == (
@@ -192,3 +194,19 @@ def test_scheduler_sleeps_until_the_due_date_not_a_fixed_poll() -> None:
             assert due <= parse_time(fired[0]["created_at"]) < due + timedelta(seconds=30)
     finally:
         proc.stop()
+
+
+def test_malformed_scheduler_setting_stops_the_start() -> None:
+    with pytest.raises(RuntimeError, match="CRON_SCHEDULER_SLEEP_TIME must be a number"):
+        ServerProcess(env={"CRON_SCHEDULER_SLEEP_TIME": "soon"}).start()
+
+
+def test_next_run_dates_follow_the_time_zone_across_daylight_saving() -> None:
+    from robyn_server.crons.schedule import NEVER, next_run_date
+
+    before = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)  # Paris: UTC+1 today, UTC+2 from tomorrow 02:00
+    assert next_run_date("30 8 * * *", before, "Europe/Paris") == datetime(2026, 3, 29, 6, 30, tzinfo=UTC)
+    assert next_run_date("30 8 * * *", before) == datetime(2026, 3, 29, 8, 30, tzinfo=UTC)
+    assert next_run_date("* * * * * */15", before) == datetime(2026, 3, 28, 12, 0, 15, tzinfo=UTC)
+    # a schedule whose dates have all passed parks the cron instead of failing every claim
+    assert next_run_date("0 0 1 1 * 0 2027", datetime(2028, 1, 1, tzinfo=UTC)) == NEVER

@@ -3,6 +3,7 @@ it exactly as a missing one, and its runs execute as the creator on threads the 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from tests.cron_helpers import runs_of, tagged_threads, wait_for
-from tests.server import ServerProcess
+from tests.server import ROOT, ServerProcess
 from tests.test_auth_support import SECRET, bearer, hs256
 
 MISSING = "00000000-0000-4000-8000-000000000000"
@@ -69,3 +70,64 @@ def test_crons_belong_to_their_creator(server: ServerProcess) -> None:
         assert bob.get(f"/threads/{first['thread_id']}").status_code == 404
         assert tagged_threads(bob, mark) == []
         assert alice.delete(f"/runs/crons/{cid}").status_code == 204
+
+
+CUSTOM_AUTH = """
+from langgraph_sdk import Auth
+
+auth = Auth()
+
+
+@auth.authenticate
+async def authenticate(authorization: str | None) -> str:
+    if not authorization:
+        raise Auth.exceptions.HTTPException(status_code=401, detail="missing token")
+    return authorization.split(" ", 1)[1]
+
+
+@auth.on.crons.create
+async def on_cron_create(ctx, value):
+    if ctx.user.identity == "limited" and value["schedule"].count(" ") >= 5:
+        raise Auth.exceptions.HTTPException(status_code=403, detail="no seconds schedules for you")
+    value["metadata"]["team"] = ctx.user.identity
+    return {"team": ctx.user.identity}
+
+
+@auth.on.crons
+async def on_crons(ctx, value):
+    return {"team": ctx.user.identity}
+
+
+@auth.on
+async def allow_everything_else(ctx, value):
+    return None
+"""
+
+
+def test_auth_handlers_decide_for_crons(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`@auth.on.crons...` handlers of a `langgraph_sdk.Auth` (auth.path) see the cron and filter it."""
+    folder = tmp_path_factory.mktemp("cron_auth")
+    (folder / "cron_auth.py").write_text(CUSTOM_AUTH)
+    graphs = ROOT / "tests" / "graphs"
+    (folder / "langgraph.json").write_text(json.dumps({
+        "dependencies": [str(graphs)], "graphs": {"agent": f"{graphs}/anchor_graph.py:agent"},
+        "auth": {"path": "./cron_auth.py:auth"},
+    }))  # fmt: skip
+    proc = ServerProcess(config=folder / "langgraph.json").start()
+    try:
+
+        def client(name: str) -> httpx.Client:
+            return httpx.Client(base_url=proc.url, timeout=30, headers={"Authorization": f"Bearer {name}"})
+
+        with client("red") as red, client("blue") as blue, client("limited") as limited:
+            body = {"assistant_id": "agent", "schedule": "0 9 * * *", "enabled": False}
+            cron = red.post("/runs/crons", json=body).json()
+            assert cron["metadata"] == {"team": "red"} and cron["user_id"] == "red"
+            assert blue.get(f"/runs/crons/{cron['cron_id']}").status_code == 404
+            assert blue.post("/runs/crons/count", json={}).json() == 0
+            assert red.post("/runs/crons/count", json={}).json() == 1
+            refused = limited.post("/runs/crons", json={**body, "schedule": "* * * * * */5"})
+            assert (refused.status_code, refused.json()) == (403, {"detail": "no seconds schedules for you"})
+            assert limited.post("/runs/crons", json=body).status_code == 200
+    finally:
+        proc.stop()

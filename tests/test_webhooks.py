@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,8 @@ def hooked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     config = Path(tmp_path_factory.mktemp("webhooks")) / "langgraph.json"
     config.write_text(json.dumps({
         "dependencies": [str(GRAPHS)],
-        "graphs": {"agent": f"{GRAPHS}/anchor_graph.py:agent", "slow": f"{GRAPHS}/anchor_graph.py:slow_graph"},
+        "graphs": {"agent": f"{GRAPHS}/anchor_graph.py:agent", "slow": f"{GRAPHS}/anchor_graph.py:slow_graph",
+                   "fail": f"{GRAPHS}/anchor_graph.py:fail_graph"},
         "webhooks": {"url": {"disable_loopback": False, "require_https": False},
                      "headers": {"X-Token": "Bearer ${{ env.LG_WEBHOOK_TOKEN }}"}},
     }))  # fmt: skip
@@ -106,7 +108,10 @@ def test_run_webhook_is_delivered_signed_with_the_run(hooked: httpx.Client, rece
     assert payload["run_id"] == run["run_id"] and payload["thread_id"] == thread["thread_id"]
     assert payload["status"] == "success" and payload["values"] == state
     assert payload["kwargs"]["webhook"] == receiver.url + path
-    assert {"run_ended_at", "webhook_sent_at", "run_started_at", "created_at"} <= set(payload)
+    started, ended, sent = (datetime.fromisoformat(payload[k]) for k in ("run_started_at", "run_ended_at",
+                                                                          "webhook_sent_at"))  # fmt: skip
+    created = datetime.fromisoformat(run["created_at"])
+    assert created.replace(microsecond=created.microsecond // 1000 * 1000) <= started <= ended <= sent  # ms clock
     headers = {k.lower(): v for k, v in call["headers"].items()}
     assert headers["content-type"] == "application/json" and headers["x-token"] == "Bearer abc"
     stamp = headers["x-webhook-timestamp"]
@@ -137,6 +142,24 @@ def test_failed_deliveries_are_retried_and_never_touch_the_run(hooked: httpx.Cli
         assert joined["count"] == 3
         assert hooked.get(f"/threads/{run['thread_id']}/runs/{run['run_id']}").json()["status"] == "success"
         assert hooked.get(f"/threads/{run['thread_id']}").json()["status"] == "idle"
+
+
+def test_a_host_name_is_called_at_the_address_that_was_checked(hooked: httpx.Client, receiver: Receiver) -> None:
+    port = receiver.url.rsplit(":", 1)[1]
+    path = f"/named/{uuid.uuid4().hex}"
+    hooked.post("/runs/wait", json={"assistant_id": "slow", "input": {"delay": 0.01},
+                                    "webhook": f"http://localhost:{port}{path}"})  # fmt: skip
+    call = wait_for(lambda: receiver.at(path), "the webhook sent to localhost")[0]
+    assert {k.lower(): v for k, v in call["headers"].items()}["host"] == f"localhost:{port}"
+    assert json.loads(call["body"])["status"] == "success"
+
+
+def test_a_failed_run_sends_its_error(hooked: httpx.Client, receiver: Receiver) -> None:
+    path = f"/failed/{uuid.uuid4().hex}"
+    hooked.post("/runs/wait", json={"assistant_id": "fail", "input": {}, "webhook": receiver.url + path})
+    payload = json.loads(wait_for(lambda: receiver.at(path), "the failed run's webhook")[0]["body"])
+    assert payload["status"] == "error" and payload["values"] is None
+    assert payload["error"]["error"] == "ValueError" and "boom" in payload["error"]["message"]
 
 
 def test_cron_runs_call_the_cron_webhook(hooked: httpx.Client, receiver: Receiver) -> None:

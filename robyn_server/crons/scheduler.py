@@ -20,7 +20,7 @@ from typing import Any
 from robyn_server.auth.authorize import auth_enabled
 from robyn_server.auth.context import AuthUser, reset_current_user, set_current_user
 from robyn_server.auth.users import ProxyUser
-from robyn_server.config import env_float, env_int
+from robyn_server.config import ConfigError, env_float, env_int
 from robyn_server.context import ServerContext
 from robyn_server.crons.schedule import next_run_date
 from robyn_server.errors import ApiError
@@ -35,8 +35,14 @@ _CRON_ONLY_KEYS = frozenset({"schedule", "timezone", "end_time", "enabled", "on_
 _state: dict[str, Any] = {"wake": None, "task": None}
 
 
-def sleep_cap() -> float:
-    return env_float("CRON_SCHEDULER_SLEEP_TIME", 5.0)
+def settings() -> tuple[float, int]:
+    """`CRON_SCHEDULER_SLEEP_TIME` (the longest sleep, seconds) and `CRON_SCHEDULER_BATCH_SIZE` (crons claimed
+    at once); read at start-up, where a malformed value stops the server."""
+    cap = env_float("CRON_SCHEDULER_SLEEP_TIME", 5.0)
+    batch = env_int("CRON_SCHEDULER_BATCH_SIZE", 100)
+    if cap <= 0 or batch <= 0:
+        raise ConfigError("CRON_SCHEDULER_SLEEP_TIME and CRON_SCHEDULER_BATCH_SIZE must be positive")
+    return cap, batch
 
 
 def wake() -> None:
@@ -102,11 +108,10 @@ async def tick(ctx: ServerContext, batch: int) -> int:
     return len(due)
 
 
-async def _loop(ctx: ServerContext, event: asyncio.Event) -> None:
-    batch = env_int("CRON_SCHEDULER_BATCH_SIZE", 100)
+async def _loop(ctx: ServerContext, event: asyncio.Event, cap: float, batch: int) -> None:
     while True:
         event.clear()
-        delay = sleep_cap()
+        delay = cap
         try:
             if await tick(ctx, batch) >= batch:
                 continue  # more may be due
@@ -128,7 +133,8 @@ def start(ctx: ServerContext) -> asyncio.Task[None]:
     task = _state["task"]
     if task is None or task.done():
         event = _state["wake"] = asyncio.Event()
-        task = _state["task"] = asyncio.get_running_loop().create_task(_loop(ctx, event), name="robyn-server-crons")
+        loop = asyncio.get_running_loop()
+        task = _state["task"] = loop.create_task(_loop(ctx, event, *settings()), name="robyn-server-crons")
     return task
 
 

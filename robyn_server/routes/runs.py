@@ -23,7 +23,7 @@ from robyn_server.streaming.sse import encode_frame
 
 RUN_FIELDS = {
     "run_id", "thread_id", "assistant_id", "metadata", "status", "kwargs", "multitask_strategy", "created_at",
-    "updated_at", "langsmith_session_name",
+    "updated_at", "langsmith_session_name", "cancel_reason",
 }  # fmt: skip
 NO_RUNS_TO_CANCEL = (
     "No matching runs to cancel. Please verify the thread ID and run IDs are correct, "
@@ -75,7 +75,9 @@ def register(router: Router, ctx: ServerContext) -> None:
     async def _cancel_gone(handle: RunHandle) -> None:
         if not handle.log.closed and handle.cancel_action is None:
             handle.cancel_action = "interrupt"
-            await ctx.runs.cancel(handle.run_id, "interrupt", error=DISCONNECT_ERROR)
+            await ctx.runs.cancel(
+                handle.run_id, "interrupt", error=DISCONNECT_ERROR, reason=DISCONNECT_ERROR["message"]
+            )
 
     def _watch(handle: RunHandle, progress: ReaderProgress) -> None:
         """Cancel the run once its reader stays un-pulled (the client is gone); re-check while it streams."""
@@ -258,7 +260,8 @@ def register(router: Router, ctx: ServerContext) -> None:
         if run is None or run["status"] not in INFLIGHT:
             raise ApiError(404, NO_RUNS_TO_CANCEL)
         handle = await ctx.runs.find(run) if req.query_bool("wait") else None
-        if not await ctx.runs.cancel(run_id, action):
+        reason = f"{action} requested via POST /threads/{{thread_id}}/runs/{{run_id}}/cancel"  # the reference's
+        if not await ctx.runs.cancel(run_id, action, reason=reason):
             raise ApiError(404, NO_RUNS_TO_CANCEL)
         if handle is not None:
             loc = _run_location(thread_id, run_id)
@@ -284,7 +287,10 @@ def register(router: Router, ctx: ServerContext) -> None:
                                                              "status": body.status})  # fmt: skip
         if filters:
             runs = [r for r in runs if visible(await ctx.storage.thread_get(r["thread_id"]), filters)]
-        cancelled = [r for r in runs if r["status"] in INFLIGHT and await ctx.runs.cancel(r["run_id"], action)]
+        reason = f"{action} requested via POST /runs/cancel"
+        cancelled = [
+            r for r in runs if r["status"] in INFLIGHT and await ctx.runs.cancel(r["run_id"], action, reason=reason)
+        ]
         if not cancelled and body.status is None:
             raise ApiError(404, NO_RUNS_TO_CANCEL)
         return empty(204)

@@ -6,13 +6,15 @@ from typing import Any
 
 from langchain_core.utils.uuid import uuid7
 
-from robyn_server.auth.authorize import authorize, filtered_search, visible
+from robyn_server.auth.authorize import authorize, visible
 from robyn_server.auth.context import bind_iterator
 from robyn_server.checkpoints import copy_thread_checkpoints
 from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
 from robyn_server.http import ApiRequest, JsonResponse, Router, StreamResponse, empty, validate_uuid
 from robyn_server.routes.common import pagination_headers, select_fields
+from robyn_server.routes.state_select import check_state_select, select_state
+from robyn_server.routes.thread_exclude import search_threads_excluding
 from robyn_server.runs.manager import now
 from robyn_server.runs.recovery import parse_ttl, prune_threads, set_thread_ttl
 from robyn_server.runs.service import new_thread
@@ -127,8 +129,9 @@ def register(router: Router, ctx: ServerContext) -> None:
         value = {"metadata": body.metadata, "values": body.values, "status": body.status, "limit": body.limit,
                  "offset": body.offset}  # fmt: skip
         filters = await authorize(req, "threads", "search", value)
-        items, total = await filtered_search(
-            ctx.storage.thread_search, filters, ids=ids, metadata=body.metadata, values=body.values,
+        items, total = await search_threads_excluding(
+            ctx.storage.thread_search, filters, body.exclude_metadata, ids=ids, metadata=body.metadata,
+            values=body.values,
             status=body.status, limit=body.limit,
             offset=body.offset, sort_by=body.sort_by or "created_at", sort_order=body.sort_order or "desc",
         )  # fmt: skip
@@ -140,8 +143,9 @@ def register(router: Router, ctx: ServerContext) -> None:
         body = req.body(ThreadCount)
         value = {"metadata": body.metadata, "values": body.values, "status": body.status, "limit": 0, "offset": 0}
         filters = await authorize(req, "threads", "search", value)
-        _, total = await filtered_search(
-            ctx.storage.thread_search, filters, ids=None, metadata=body.metadata, values=body.values,
+        _, total = await search_threads_excluding(
+            ctx.storage.thread_search, filters, body.exclude_metadata, ids=None, metadata=body.metadata,
+            values=body.values,
             status=body.status, limit=0, offset=0,
             sort_by="created_at", sort_order="desc",
         )  # fmt: skip
@@ -281,8 +285,9 @@ def register(router: Router, ctx: ServerContext) -> None:
     async def history_post(req: ApiRequest) -> Any:
         """Past states of the thread, newest first, filtered by checkpoint metadata."""
         body = req.body(ThreadHistory)
+        select = check_state_select(body.select)
         checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else None
-        return await history(req, body.limit, body.before, body.metadata, checkpoint)
+        return [select_state(s, select) for s in await history(req, body.limit, body.before, body.metadata, checkpoint)]
 
     async def thread_stream(req: ApiRequest) -> Any:
         """Every event of every run on the thread from now on (or after `Last-Event-ID`); never ends."""

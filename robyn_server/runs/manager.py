@@ -238,11 +238,15 @@ class RunManager:
         execution.supervisor = self._spawn(self._supervise(execution))
 
     # ------------------------------------------------------------------------------- cancel
-    async def cancel(self, run_id: str, action: str, error: dict[str, str] | None = None) -> bool:
+    async def cancel(
+        self, run_id: str, action: str, error: dict[str, str] | None = None, reason: str | None = None
+    ) -> bool:
         """Stop a run wherever it is: a pending one is marked (deleted on rollback) in storage, a running one
-        is cancelled by the process executing it. `error` becomes the thread's `error` (client disconnects).
-        False when the run is neither pending nor running."""
+        is cancelled by the process executing it. `error` becomes the thread's `error` (client disconnects);
+        `reason` is stored as the run's `cancel_reason`. False when the run is neither pending nor running."""
         fields = None if action == "rollback" else {"status": "interrupted", "updated_at": now()}
+        if fields is not None and reason:
+            fields["cancel_reason"] = reason
         stopped = await self.storage.run_cancel_pending(run_id, fields)
         if stopped is not None:
             self._contexts.pop(run_id, None)
@@ -257,6 +261,8 @@ class RunManager:
         run = await self.storage.run_get(run_id)
         if run is None or run["status"] not in INFLIGHT:
             return False
+        if reason:
+            await self.storage.run_update(run_id, {"cancel_reason": reason})
         if run_id in self._executing:
             await self._on_cancel(run_id, action, error)
         else:
@@ -361,7 +367,7 @@ class RunManager:
         self._executing.pop(execution.run_id, None)
         self.bus.finish_run(execution.run_id, execution.thread_id, execution.log, result, final=status != "pending")
         if status != "pending":
-            webhooks.notify_run_end(execution.run, status, result)  # background POST when the run has `webhook`
+            webhooks.notify_run_end(execution.run, status, result, webhooks.started_at(execution.log))  # if `webhook`
         try:
             await self.publish_thread_event(
                 execution.thread_id, "metadata", {"status": "run_done", "run_id": execution.run_id}

@@ -204,7 +204,8 @@ async def create_run(
     handle = await ctx.runs.submitted(run, resumable=body.stream_resumable)
     if previous and strategy in ("interrupt", "rollback"):
         for old in previous:
-            await ctx.runs.cancel(old["run_id"], strategy)
+            reason = f"superseded by run {run_id} (multitask_strategy={strategy})"
+            await ctx.runs.cancel(old["run_id"], strategy, reason=reason)
     return handle
 
 

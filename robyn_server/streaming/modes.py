@@ -16,10 +16,10 @@ from robyn_server import serde
 from robyn_server.runs.credentials import redact
 
 STREAM_MODES = frozenset(
-    {"values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints"}
+    {"values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints", "tools"}
 )
 # Modes LangGraph itself streams; `messages` serves both message modes, `events` comes from astream_events.
-_NATIVE = ("values", "updates", "custom", "debug", "tasks", "checkpoints")
+_NATIVE = ("values", "updates", "custom", "debug", "tasks", "checkpoints", "tools")
 
 Event = tuple[str, bytes]
 
