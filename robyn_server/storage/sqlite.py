@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 from langgraph.store.sqlite.aio import AsyncSqliteStore
@@ -38,6 +38,8 @@ from robyn_server.storage.records import (
 )
 from robyn_server.storage.sqlite_saver import SqliteCheckpointer
 from robyn_server.storage.sqlite_update import in_place_update
+
+T = TypeVar("T")
 
 _COMMON = "seq INTEGER PRIMARY KEY AUTOINCREMENT"
 
@@ -121,7 +123,7 @@ class SqliteStorage(Storage):
         await self._migrate()
         self._reader = await self._connect(ours=True)
         self._saver_conn = await self._connect(isolation_level="")  # the saver commits its own transactions
-        self.checkpointer = SqliteCheckpointer(self._saver_conn)
+        self.checkpointer = SqliteCheckpointer(self._saver_conn, path=self.path)
         await self.checkpointer.setup()
         self._store_conn = await self._connect()
         self.store = AsyncSqliteStore(self._store_conn)
@@ -161,6 +163,8 @@ class SqliteStorage(Storage):
 
     async def close(self) -> None:
         """Close all connections."""
+        if isinstance(getattr(self, "checkpointer", None), SqliteCheckpointer):
+            self.checkpointer.close_inline()
         for conn in (self._conn, self._reader, self._saver_conn, self._store_conn):
             if conn is not None:
                 await conn.close()
@@ -178,6 +182,25 @@ class SqliteStorage(Storage):
                 await db.execute("ROLLBACK")
                 raise
             await db.execute("COMMIT")
+
+    async def _atomic(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn(connection)` in one write transaction done on the writer's thread in a single hop, so SQLite's
+        write lock is held for the statements only, not across event-loop turns."""
+        db = self._db
+
+        def run() -> T:
+            conn = db._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        async with self._lock:
+            return await db._execute(run)
 
     @property
     def _db(self) -> aiosqlite.Connection:
@@ -416,11 +439,12 @@ class SqliteStorage(Storage):
         return await self._merge("threads", THREADS, thread_id, fields, metadata=patch)
 
     async def thread_delete(self, thread_id: str) -> bool:
-        async with self._write() as db:
-            await db.execute("DELETE FROM runs WHERE thread_id = ?", (thread_id,))
-            await db.execute("DELETE FROM thread_ttl WHERE thread_id = ?", (thread_id,))
-            async with db.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,)) as cur:
-                existed = cur.rowcount > 0
+        def delete(db: sqlite3.Connection) -> bool:
+            db.execute("DELETE FROM runs WHERE thread_id = ?", (thread_id,))
+            db.execute("DELETE FROM thread_ttl WHERE thread_id = ?", (thread_id,))
+            return db.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,)).rowcount > 0
+
+        existed = await self._atomic(delete)
         await self.checkpointer.adelete_thread(thread_id)
         return existed
 
