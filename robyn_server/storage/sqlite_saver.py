@@ -15,6 +15,7 @@ inline reads see the last committed history). The inline connection never runs W
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -25,17 +26,44 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 
-def _busy(exc: sqlite3.OperationalError) -> bool:
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    """The error SQLite gives a connection with `busy_timeout=0` when another one holds the lock it needs."""
     code = getattr(exc, "sqlite_errorcode", None)
     return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
+
+
+class WalCheckpoints:
+    """A PASSIVE WAL checkpoint on an aiosqlite connection's thread every `every` inline commits: the inline
+    connections never checkpoint, and without checkpoints the WAL (and every read's search of it) would grow."""
+
+    def __init__(self, conn: Any, lock: asyncio.Lock, every: int = 500) -> None:
+        self.conn, self.lock, self.every = conn, lock, every
+        self._count = 0
+        self._running: asyncio.Task[None] | None = None
+
+    def wrote(self) -> None:
+        self._count += 1
+        if self._count >= self.every and self._running is None:
+            self._count = 0
+            self._running = asyncio.get_running_loop().create_task(self._checkpoint())
+
+    async def _checkpoint(self) -> None:
+        try:
+            async with self.lock:
+                await self.conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            pass  # a later one catches up; the WAL only stays longer meanwhile
+        finally:
+            self._running = None
 
 
 class SqliteCheckpointer(AsyncSqliteSaver):
     """AsyncSqliteSaver on `conn`, with an inline connection to the same file at `path` for the hot methods."""
 
-    def __init__(self, conn: Any, *, path: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, conn: Any, *, path: str | None = None, wal: WalCheckpoints | None = None, **kwargs: Any) -> None:
         super().__init__(conn, **kwargs)
         self._path = path
+        self._wal = wal
         self._inline: SqliteSaver | None = None
         self._threaded: SqliteSaver | None = None
 
@@ -63,9 +91,12 @@ class SqliteCheckpointer(AsyncSqliteSaver):
         inline = self._inline
         if inline is not None:
             try:
-                return getattr(inline, name)(*args)
+                result = getattr(inline, name)(*args)
+                if self._wal is not None and name != "get_tuple":
+                    self._wal.wrote()
+                return result
             except sqlite3.OperationalError as exc:
-                if not _busy(exc):
+                if not is_busy(exc):
                     raise
                 if inline.conn.in_transaction:
                     inline.conn.rollback()
