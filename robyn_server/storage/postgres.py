@@ -22,7 +22,6 @@ from psycopg_pool import AsyncConnectionPool
 from robyn_server.storage.base import Record, Storage, patched_assistant
 from robyn_server.storage.errors import MigrationError, first_line
 from robyn_server.storage.filters import sort_and_page
-from robyn_server.storage.postgres_pool import check_connection
 from robyn_server.storage.postgres_saver import PostgresCheckpointer
 from robyn_server.storage.records import ASSISTANTS, RUNS, THREADS, Layout, json_text, to_utc
 
@@ -83,9 +82,8 @@ def _jsonb(value: Any) -> Jsonb:
 class PostgresStorage(Storage):
     """Everything in the PostgreSQL database at `dsn`.
 
-    Pooled connections are checked before each use (without a round trip, `postgres_pool.py`), so connections
-    the server dropped (a restart, a failover, `pg_terminate_backend`) are replaced instead of failing a
-    request; while the database is down, a request
+    Pooled connections are checked before each use, so connections the server dropped (a restart, a failover,
+    `pg_terminate_backend`) are replaced instead of failing a request; while the database is down, a request
     waits at most `pool_timeout` seconds for a connection and then fails with `PoolTimeout`.
     """
 
@@ -106,7 +104,7 @@ class PostgresStorage(Storage):
             min_size=self._min_size,
             max_size=self._max_size,
             kwargs={"autocommit": True, "prepare_threshold": None, "row_factory": dict_row},
-            check=check_connection,
+            check=AsyncConnectionPool.check_connection,
             timeout=self._pool_timeout,
             open=False,
         )
