@@ -2,13 +2,15 @@
 
 Meant for single-process deployments that must survive restarts without running a database server.
 The file is in WAL mode with `synchronous=NORMAL`: a committed transaction survives a crash of the process
-(only a power loss may drop the last ones), and commits do not wait for fsync. Our tables have one writer
-connection, whose lock keeps multi-statement transactions (read-modify-write updates) whole, and one reader
-connection that needs no lock: SQLite itself serialises writers (also those of other processes, through
-`busy_timeout`) and gives every read a committed snapshot. Single-statement updates of typed columns and
-metadata keys run as one `UPDATE ... RETURNING` instead of a read-modify-write transaction. LangGraph's saver
-and store get their own connections to the same file. JSON containment and name matching run as Python SQL
-functions, so filtering, sorting and paging all happen in SQL with exactly MemoryStorage's semantics.
+(only a power loss may drop the last ones), and commits do not wait for fsync. SQLite itself serialises
+writers (also those of other processes) and gives every read a committed snapshot, so there is no lock over
+all tables: single statements run inline on a connection with `busy_timeout=0` (no thread hand-off; when the
+write lock is taken they go to the writer's or reader's aiosqlite thread, which wait with `busy_timeout`), and
+the writer's lock only keeps its multi-statement transactions (read-modify-write updates) whole. Updates of
+typed columns, existing keys and metadata keys are one `UPDATE ... RETURNING` (`sqlite_update.py`). LangGraph's
+saver (`sqlite_saver.py`, inline the same way) and store get their own connections to the same file. JSON
+containment and name matching run as Python SQL functions, so filtering, sorting and paging all happen in SQL
+with exactly MemoryStorage's semantics.
 """
 
 from __future__ import annotations
@@ -284,11 +286,9 @@ class SqliteStorage(Storage):
             cols[name] = value
         return layout.join(cols, serde.loads(row["doc"]))
 
-    async def _fetch(
-        self, layout: Layout, query: str, params: Sequence[Any] = (), conn: aiosqlite.Connection | None = None
-    ) -> list[Record]:
-        """Rows as records, on `conn` (default: the writer, for reads inside a write transaction)."""
-        rows = await (conn or self._db).execute_fetchall(query, params)
+    async def _fetch(self, layout: Layout, query: str, params: Sequence[Any] = ()) -> list[Record]:
+        """Rows as records, read on the writer connection (for reads inside its write transactions)."""
+        rows = await self._db.execute_fetchall(query, params)
         return [self._record(layout, row) for row in rows]
 
     async def _read(self, layout: Layout, query: str, params: Sequence[Any] = ()) -> list[Record]:
@@ -318,10 +318,8 @@ class SqliteStorage(Storage):
             self._params(layout, record),
         )
 
-    async def _get(
-        self, table: str, layout: Layout, key: str, conn: aiosqlite.Connection | None = None
-    ) -> Record | None:
-        found = await self._fetch(layout, f"SELECT * FROM {table} WHERE {layout.key} = ?", (key,), conn)
+    async def _get(self, table: str, layout: Layout, key: str) -> Record | None:
+        found = await self._fetch(layout, f"SELECT * FROM {table} WHERE {layout.key} = ?", (key,))
         return found[0] if found else None
 
     async def _merge(
