@@ -2,13 +2,21 @@
 
 One command (from the repository root):
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only robyn|reference|inprocess] [--json out.json]
+    .venv/bin/python benchmarks/run.py [--quick] [--only TARGET,...] [--scenarios NAME,...] [--json out.json]
                                        [--profile DIR] [--robyn-env KEY=VALUE ...]
 
 Both servers serve `benchmarks/langgraph.json` (deterministic graphs, no network) and are driven by the same
 load client: raw asyncio sockets speaking HTTP/1.1 with keep-alive and chunked decoding, so the client stays
 far cheaper than either server (its own CPU time is reported per scenario). The in-process target runs the
 same graphs with `astream` and frames every event as SSE bytes with orjson: the limit no server can beat.
+
+Targets: `inprocess`, `robyn` (this server, in-memory storage), its storage variants `robyn_sqlite` (a fresh
+SQLite file), `robyn_pg` (a fresh Postgres database at POSTGRES_ADMIN_DSN, dropped afterwards),
+`robyn_pg_redis` (plus `REDIS_URI`, BENCH_REDIS_URL) and `robyn_pg_redis_2p` (plus `--processes 2`), and
+`reference`. A variant the server cannot run yet (a CLI flag it rejects, a Redis it never talks to) is skipped
+with a message. Storage variants run `c50` and `rss` unless `--scenarios` names others; `rss` (server RSS after
+1,000 and 10,000 runs, bounded in time) runs on this server only. `cpu/run` counts the server's process tree
+plus, for Postgres, the backends serving its database and the Redis server (`db/run` is that share).
 
 The reference server is installed from PyPI into `.bench/refenv` when missing; set `BENCH_REFENV=/path/to/venv`
 to reuse an existing install (one that has `bin/langgraph`). It runs with `--n-jobs-per-worker` at the dev
@@ -972,12 +980,14 @@ async def warm_up(target: Target) -> None:
 
 
 def wanted(name: str, scen: Scenario) -> bool:
-    """--scenarios, else each target's default set: storage variants run c50 and rss, others skip rss."""
+    """--scenarios, else each target's default set: storage variants run c50 and rss; rss is for this server only."""
+    if scen.name == "rss" and name not in VARIANTS:
+        return False
     if ONLY_SCENARIOS:
         return scen.name in ONLY_SCENARIOS
     if name in VARIANTS and name != "robyn":
         return scen.name in VARIANT_SCENARIOS
-    return scen.name != "rss" or name == "robyn"
+    return True
 
 
 def make_target(name: str) -> Target:

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from psycopg import AsyncConnection, sql
 from psycopg.rows import DictRow, dict_row
@@ -25,6 +24,7 @@ from robyn_server.storage.base import Record, Storage, patched_assistant, pick_n
 from robyn_server.storage.crons_sql import POSTGRES_MIGRATION, PostgresCrons
 from robyn_server.storage.errors import MigrationError, first_line
 from robyn_server.storage.filters import sort_and_page
+from robyn_server.storage.postgres_saver import PostgresCheckpointer
 from robyn_server.storage.records import ASSISTANTS, RUNS, THREADS, Layout, json_text, to_utc
 
 # Serializes concurrent migrations from several server processes (an arbitrary constant key).
@@ -131,7 +131,7 @@ class PostgresStorage(PostgresCrons, Storage):
         await pool.open(wait=True)
         self._pool = pool
         await self._migrate()
-        self.checkpointer = AsyncPostgresSaver(pool)
+        self.checkpointer = PostgresCheckpointer(pool)
         self.store = AsyncPostgresStore(pool)
         # LangGraph's own migrations are not safe to run from two processes at once, so one process runs them at
         # a time. The others wait *between* statements (try-lock, then sleep): a backend blocked inside
@@ -433,11 +433,13 @@ class PostgresStorage(PostgresCrons, Storage):
         return await self._merge("threads", THREADS, thread_id, fields, metadata=patch)
 
     async def thread_delete(self, thread_id: str) -> bool:
-        async with self._pool_or_fail.connection() as conn, conn.transaction():
-            await conn.execute("DELETE FROM runs WHERE thread_id = %s", (thread_id,))
-            await conn.execute("DELETE FROM thread_ttl WHERE thread_id = %s", (thread_id,))
-            await conn.execute("DELETE FROM crons WHERE thread_id = %s", (thread_id,))
-            cur = await conn.execute("DELETE FROM threads WHERE thread_id = %s", (thread_id,))
+        async with self._pool_or_fail.connection() as conn:  # one statement: atomic, one round trip
+            cur = await conn.execute(
+                "WITH r AS (DELETE FROM runs WHERE thread_id = %s), "
+                "t AS (DELETE FROM thread_ttl WHERE thread_id = %s), "
+                "c AS (DELETE FROM crons WHERE thread_id = %s) DELETE FROM threads WHERE thread_id = %s",
+                (thread_id, thread_id, thread_id, thread_id),
+            )
             existed = cur.rowcount > 0
         await self.checkpointer.adelete_thread(thread_id)
         return existed
@@ -474,16 +476,40 @@ class PostgresStorage(PostgresCrons, Storage):
 
     # runs ---------------------------------------------------------------------------------
     async def run_put(self, run: Record) -> None:
-        async with self._pool_or_fail.connection() as conn, conn.transaction():
-            await self._upsert(conn, "runs", RUNS, run)
-            await conn.execute(
-                "UPDATE runs SET owner = %s WHERE run_id = %s AND owner IS NULL", (self.instance_id, run["run_id"])
-            )
+        """One upsert that also makes this process the owner of a run nobody owns yet."""
+        names = RUNS.names
+        query = sql.SQL(
+            "INSERT INTO runs ({cols}, owner) VALUES ({vals}, %s) ON CONFLICT (run_id) DO UPDATE SET {sets}, "
+            "owner = COALESCE(runs.owner, EXCLUDED.owner)"
+        ).format(
+            cols=self._columns(RUNS),
+            vals=sql.SQL(", ").join(sql.Placeholder() * len(names)),
+            sets=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(n)) for n in names[1:]),
+        )
+        async with self._pool_or_fail.connection() as conn:
+            await conn.execute(query, [*self._params(RUNS, run), self.instance_id])
 
     async def run_get(self, run_id: str) -> Record | None:
         return await self._get("runs", RUNS, run_id)
 
     async def run_update(self, run_id: str, fields: dict[str, Any]) -> Record | None:
+        """One UPDATE when every field is a typed column the run already has (status, updated_at), else the
+        row-locked read-modify-write."""
+        cols, doc = RUNS.split({"run_id": run_id, **fields})
+        if fields and not doc["rest"] and "run_id" not in fields:
+            sets = [sql.SQL("{c} = %s").format(c=sql.Identifier(name)) for name in fields]
+            params: list[Any] = [
+                _jsonb(cols[n]) if RUNS.columns[n] == "json" and cols[n] is not None else cols[n] for n in fields
+            ]
+            query = sql.SQL(
+                "UPDATE runs SET {sets} WHERE run_id = %s AND (doc::jsonb -> 'keys') @> %s "
+                "AND NOT ((doc::jsonb -> 'rest') ?| %s) RETURNING *"
+            ).format(sets=sql.SQL(", ").join(sets))
+            params += [run_id, Jsonb(list(fields)), list(fields)]
+            async with self._pool_or_fail.connection() as conn:
+                found = await self._fetch(conn, RUNS, query, params)
+            if found:
+                return found[0]
         return await self._merge("runs", RUNS, run_id, fields)
 
     async def run_delete(self, run_id: str) -> bool:

@@ -2,23 +2,25 @@
 
 Meant for single-process deployments that must survive restarts without running a database server.
 The file is in WAL mode with `synchronous=NORMAL`: a committed transaction survives a crash of the process
-(only a power loss may drop the last ones), and commits do not wait for fsync. Our tables have one writer
-connection, whose lock keeps multi-statement transactions (read-modify-write updates) whole, and one reader
-connection that needs no lock: SQLite itself serialises writers (also those of other processes, through
-`busy_timeout`) and gives every read a committed snapshot. Single-statement updates of typed columns and
-metadata keys run as one `UPDATE ... RETURNING` instead of a read-modify-write transaction. LangGraph's saver
-and store get their own connections to the same file. JSON containment and name matching run as Python SQL
-functions, so filtering, sorting and paging all happen in SQL with exactly MemoryStorage's semantics.
+(only a power loss may drop the last ones), and commits do not wait for fsync. SQLite itself serialises
+writers (also those of other processes) and gives every read a committed snapshot, so there is no lock over
+all tables: single statements run inline on a connection with `busy_timeout=0` (no thread hand-off; when the
+write lock is taken they go to the writer's or reader's aiosqlite thread, which wait with `busy_timeout`), and
+the writer's lock only keeps its multi-statement transactions (read-modify-write updates) whole. Updates of
+typed columns, existing keys and metadata keys are one `UPDATE ... RETURNING` (`sqlite_update.py`). LangGraph's
+saver (`sqlite_saver.py`, inline the same way) and store get their own connections to the same file. JSON
+containment and name matching run as Python SQL functions, so filtering, sorting and paging all happen in SQL
+with exactly MemoryStorage's semantics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 from langgraph.store.sqlite.aio import AsyncSqliteStore
@@ -37,8 +39,10 @@ from robyn_server.storage.records import (
     parse_time_text,
     time_text,
 )
-from robyn_server.storage.sqlite_saver import SqliteCheckpointer
+from robyn_server.storage.sqlite_saver import SqliteCheckpointer, WalCheckpoints, is_busy
 from robyn_server.storage.sqlite_update import in_place_update
+
+T = TypeVar("T")
 
 _COMMON = "seq INTEGER PRIMARY KEY AUTOINCREMENT"
 
@@ -114,6 +118,8 @@ class SqliteStorage(SqliteCrons, Storage):
         self._reader: aiosqlite.Connection | None = None
         self._saver_conn: aiosqlite.Connection | None = None
         self._store_conn: aiosqlite.Connection | None = None
+        self._inline: sqlite3.Connection | None = None  # the event loop's own, for statements that never wait
+        self._wal: WalCheckpoints | None = None
         self._lock = asyncio.Lock()  # the writer connection's: one transaction at a time
 
     # lifecycle ----------------------------------------------------------------------------
@@ -128,16 +134,48 @@ class SqliteStorage(SqliteCrons, Storage):
             await conn.create_function("icontains", 2, _icontains, deterministic=True)
         return conn
 
+    def _inline_connection(self) -> sqlite3.Connection:
+        """A connection used on the event loop itself that never waits: `busy_timeout=0` (a taken write lock fails
+        at once, and the statement goes to the writer's thread instead) and no WAL checkpoints (no fsync)."""
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=0")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.row_factory = sqlite3.Row
+        conn.create_function("json_contains", 2, _json_contains, deterministic=True)
+        conn.create_function("icontains", 2, _icontains, deterministic=True)
+        return conn
+
+    async def _stmt(self, query: str, params: Sequence[Any] = (), *, write: bool) -> list[Any]:
+        """One statement's rows: inline when SQLite can answer without waiting (tens of microseconds, no thread
+        hand-off), else on the writer's thread (`write`, under its lock) or the reader's."""
+        inline = self._inline
+        if inline is not None:
+            try:
+                rows = inline.execute(query, params).fetchall()
+                if write and self._wal is not None:
+                    self._wal.wrote()
+                return rows
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+        if write:
+            async with self._lock:
+                return list(await self._db.execute_fetchall(query, params))
+        return list(await self._rdb.execute_fetchall(query, params))
+
     async def setup(self) -> None:
         """Open connections, migrate our schema, and set up LangGraph's saver and store tables."""
         self._conn = await self._connect(ours=True)
         async with self._conn.execute("PRAGMA journal_mode=WAL"):
             pass  # a cursor left open would hold the file's lock against the next connections
+        self._wal = WalCheckpoints(self._conn, self._lock)
         self._saver_conn = await self._connect(isolation_level="")  # the saver commits its own transactions
-        self.checkpointer = SqliteCheckpointer(self._saver_conn)
+        self.checkpointer = SqliteCheckpointer(self._saver_conn, path=self.path, wal=self._wal)
         await self.checkpointer.setup()  # before our migrations: one of them cleans checkpoint metadata
         await self._migrate()
         self._reader = await self._connect(ours=True)
+        self._inline = self._inline_connection()
         self._store_conn = await self._connect()
         self.store = AsyncSqliteStore(self._store_conn)
         await self.store.setup()
@@ -170,12 +208,17 @@ class SqliteStorage(SqliteCrons, Storage):
             raise
 
     async def ping(self) -> dict[str, Any]:
-        rows = await self._rdb.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+        rows = await self._stmt("SELECT COALESCE(MAX(version), 0) FROM schema_version", write=False)
         row = next(iter(rows), None)
         return {"backend": self.kind, "path": self.path, "schema_version": int(row[0]) if row else 0}
 
     async def close(self) -> None:
         """Close all connections."""
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
+        if isinstance(getattr(self, "checkpointer", None), SqliteCheckpointer):
+            self.checkpointer.close_inline()
         for conn in (self._conn, self._reader, self._saver_conn, self._store_conn):
             if conn is not None:
                 await conn.close()
@@ -193,6 +236,26 @@ class SqliteStorage(SqliteCrons, Storage):
                 await db.execute("ROLLBACK")
                 raise
             await db.execute("COMMIT")
+
+    async def _atomic(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn(connection)` in one write transaction done on the writer's thread in a single hop, so SQLite's
+        write lock is held for the statements only, not across event-loop turns."""
+        db = self._db
+
+        def run() -> T:
+            conn = db._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+
+        async with self._lock:
+            return await db._execute(run)
 
     @property
     def _db(self) -> aiosqlite.Connection:
@@ -238,25 +301,30 @@ class SqliteStorage(SqliteCrons, Storage):
             cols[name] = value
         return layout.join(cols, serde.loads(row["doc"]))
 
-    async def _fetch(
-        self, layout: Layout, query: str, params: Sequence[Any] = (), conn: aiosqlite.Connection | None = None
-    ) -> list[Record]:
-        """Rows as records, on `conn` (default: the writer, for reads inside a write transaction)."""
-        rows = await (conn or self._db).execute_fetchall(query, params)
+    async def _fetch(self, layout: Layout, query: str, params: Sequence[Any] = ()) -> list[Record]:
+        """Rows as records, read on the writer connection (for reads inside its write transactions)."""
+        rows = await self._db.execute_fetchall(query, params)
         return [self._record(layout, row) for row in rows]
 
     async def _read(self, layout: Layout, query: str, params: Sequence[Any] = ()) -> list[Record]:
-        return await self._fetch(layout, query, params, self._rdb)
+        return [self._record(layout, row) for row in await self._stmt(query, params, write=False)]
 
-    async def _upsert(self, table: str, layout: Layout, record: Record) -> None:
-        """Insert or replace by key, keeping the row's `seq` (its original insertion position)."""
+    async def _lookup(self, table: str, layout: Layout, key: str) -> Record | None:
+        found = await self._read(layout, f"SELECT * FROM {table} WHERE {layout.key} = ?", (key,))
+        return found[0] if found else None
+
+    def _upsert_statement(self, table: str, layout: Layout, record: Record) -> tuple[str, list[Any]]:
         names = layout.names
         updates = ", ".join(f"{_quoted(n)} = excluded.{_quoted(n)}" for n in names[1:])
-        await self._db.execute(
+        return (
             f"INSERT INTO {table} ({', '.join(map(_quoted, names))}) VALUES ({', '.join('?' * len(names))}) "
             f"ON CONFLICT ({layout.key}) DO UPDATE SET {updates}",
             self._params(layout, record),
         )
+
+    async def _upsert(self, table: str, layout: Layout, record: Record) -> None:
+        """Insert or replace by key, keeping the row's `seq` (its original insertion position)."""
+        await self._db.execute(*self._upsert_statement(table, layout, record))
 
     async def _insert(self, table: str, layout: Layout, record: Record) -> None:
         names = layout.names
@@ -265,10 +333,8 @@ class SqliteStorage(SqliteCrons, Storage):
             self._params(layout, record),
         )
 
-    async def _get(
-        self, table: str, layout: Layout, key: str, conn: aiosqlite.Connection | None = None
-    ) -> Record | None:
-        found = await self._fetch(layout, f"SELECT * FROM {table} WHERE {layout.key} = ?", (key,), conn)
+    async def _get(self, table: str, layout: Layout, key: str) -> Record | None:
+        found = await self._fetch(layout, f"SELECT * FROM {table} WHERE {layout.key} = ?", (key,))
         return found[0] if found else None
 
     async def _merge(
@@ -278,8 +344,7 @@ class SqliteStorage(SqliteCrons, Storage):
         When only typed columns, keys the stored record already has and metadata keys change, one UPDATE."""
         statement = in_place_update(table, layout, key, fields, metadata)
         if statement is not None:
-            async with self._lock:
-                rows = await self._db.execute_fetchall(*statement)
+            rows = await self._stmt(*statement, write=True)
             if rows:
                 return self._record(layout, rows[0])
         async with self._write():
@@ -312,14 +377,15 @@ class SqliteStorage(SqliteCrons, Storage):
         direction = "ASC" if sort_order.lower() == "asc" else "DESC"
         column = _quoted(sort_by)
         # page and total in one statement, so both come from one snapshot
-        rows = await self._rdb.execute_fetchall(
+        rows = await self._stmt(
             f"SELECT *, (SELECT COUNT(*) FROM {table}{clause}) AS total_count FROM {table}{clause} "
             f"ORDER BY {column} IS NULL, {column} {direction}, seq LIMIT ? OFFSET ?",
             [*params, *params, limit, offset],
+            write=False,
         )
         if rows:
             return [self._record(layout, r) for r in rows], int(rows[0]["total_count"])
-        rows = await self._rdb.execute_fetchall(f"SELECT COUNT(*) FROM {table}{clause}", params)
+        rows = await self._stmt(f"SELECT COUNT(*) FROM {table}{clause}", params, write=False)
         row = next(iter(rows), None)
         return [], int(row[0]) if row else 0
 
@@ -331,7 +397,7 @@ class SqliteStorage(SqliteCrons, Storage):
             await self._insert("assistant_versions", ASSISTANTS, assistant)
 
     async def assistant_get(self, assistant_id: str) -> Record | None:
-        return await self._get("assistants", ASSISTANTS, assistant_id, self._rdb)
+        return await self._lookup("assistants", ASSISTANTS, assistant_id)
 
     async def assistant_add_version(self, assistant: Record) -> None:
         async with self._write():
@@ -415,11 +481,10 @@ class SqliteStorage(SqliteCrons, Storage):
 
     # threads ------------------------------------------------------------------------------
     async def thread_put(self, thread: Record) -> None:
-        async with self._lock:
-            await self._upsert("threads", THREADS, thread)
+        await self._stmt(*self._upsert_statement("threads", THREADS, thread), write=True)
 
     async def thread_get(self, thread_id: str) -> Record | None:
-        return await self._get("threads", THREADS, thread_id, self._rdb)
+        return await self._lookup("threads", THREADS, thread_id)
 
     async def thread_update(self, thread_id: str, fields: dict[str, Any]) -> Record | None:
         return await self._merge("threads", THREADS, thread_id, fields)
@@ -431,12 +496,13 @@ class SqliteStorage(SqliteCrons, Storage):
         return await self._merge("threads", THREADS, thread_id, fields, metadata=patch)
 
     async def thread_delete(self, thread_id: str) -> bool:
-        async with self._write() as db:
-            await db.execute("DELETE FROM runs WHERE thread_id = ?", (thread_id,))
-            await db.execute("DELETE FROM thread_ttl WHERE thread_id = ?", (thread_id,))
-            await db.execute("DELETE FROM crons WHERE thread_id = ?", (thread_id,))
-            async with db.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,)) as cur:
-                existed = cur.rowcount > 0
+        def delete(db: sqlite3.Connection) -> bool:
+            db.execute("DELETE FROM runs WHERE thread_id = ?", (thread_id,))
+            db.execute("DELETE FROM thread_ttl WHERE thread_id = ?", (thread_id,))
+            db.execute("DELETE FROM crons WHERE thread_id = ?", (thread_id,))
+            return db.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,)).rowcount > 0
+
+        existed = await self._atomic(delete)
         await self.checkpointer.adelete_thread(thread_id)
         return existed
 
@@ -476,22 +542,21 @@ class SqliteStorage(SqliteCrons, Storage):
         """One upsert that also makes this process the owner of a run nobody owns yet."""
         names = RUNS.names
         updates = ", ".join(f"{_quoted(n)} = excluded.{_quoted(n)}" for n in names[1:])
-        async with self._lock:
-            await self._db.execute(
-                f"INSERT INTO runs ({', '.join(map(_quoted, names))}, owner) VALUES ({', '.join('?' * len(names))}, ?) "
-                f"ON CONFLICT (run_id) DO UPDATE SET {updates}, owner = COALESCE(runs.owner, excluded.owner)",
-                [*self._params(RUNS, run), self.instance_id],
-            )
+        await self._stmt(
+            f"INSERT INTO runs ({', '.join(map(_quoted, names))}, owner) VALUES ({', '.join('?' * len(names))}, ?) "
+            f"ON CONFLICT (run_id) DO UPDATE SET {updates}, owner = COALESCE(runs.owner, excluded.owner)",
+            [*self._params(RUNS, run), self.instance_id],
+            write=True,
+        )
 
     async def run_get(self, run_id: str) -> Record | None:
-        return await self._get("runs", RUNS, run_id, self._rdb)
+        return await self._lookup("runs", RUNS, run_id)
 
     async def run_update(self, run_id: str, fields: dict[str, Any]) -> Record | None:
         return await self._merge("runs", RUNS, run_id, fields)
 
     async def run_delete(self, run_id: str) -> bool:
-        async with self._lock, self._db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)) as cur:
-            return cur.rowcount > 0
+        return bool(await self._stmt("DELETE FROM runs WHERE run_id = ? RETURNING run_id", (run_id,), write=True))
 
     async def run_list(self, thread_id: str, *, limit: int, offset: int, status: str | None = None) -> list[Record]:
         where = "thread_id = ?"
@@ -562,8 +627,8 @@ class SqliteStorage(SqliteCrons, Storage):
 
     # run ownership ------------------------------------------------------------------------
     async def run_list_inflight(self) -> list[tuple[Record, str | None]]:
-        rows = await self._rdb.execute_fetchall(
-            "SELECT * FROM runs WHERE status IN ('pending', 'running') ORDER BY created_at, seq"
+        rows = await self._stmt(
+            "SELECT * FROM runs WHERE status IN ('pending', 'running') ORDER BY created_at, seq", write=False
         )
         return [(self._record(RUNS, row), row["owner"]) for row in rows]
 
@@ -587,7 +652,7 @@ class SqliteStorage(SqliteCrons, Storage):
             await db.execute("DELETE FROM server_instances WHERE instance_id = ?", (instance_id,))
 
     async def instance_list(self) -> list[Record]:
-        rows = await self._rdb.execute_fetchall("SELECT * FROM server_instances")
+        rows = await self._stmt("SELECT * FROM server_instances", write=False)
         return [
             {"instance_id": r["instance_id"], "host": r["host"], "pid": r["pid"],
              "heartbeat_at": parse_time_text(r["heartbeat_at"])}
@@ -609,8 +674,8 @@ class SqliteStorage(SqliteCrons, Storage):
             )
 
     async def thread_get_ttl(self, thread_id: str) -> Record | None:
-        rows = await self._rdb.execute_fetchall(
-            "SELECT strategy, ttl_minutes, expires_at FROM thread_ttl WHERE thread_id = ?", (thread_id,)
+        rows = await self._stmt(
+            "SELECT strategy, ttl_minutes, expires_at FROM thread_ttl WHERE thread_id = ?", (thread_id,), write=False
         )
         row = next(iter(rows), None)
         if row is None:
@@ -618,8 +683,9 @@ class SqliteStorage(SqliteCrons, Storage):
         return {"strategy": row[0], "ttl_minutes": row[1], "expires_at": parse_time_text(row[2])}
 
     async def thread_expired(self, at: datetime, limit: int = 100) -> list[tuple[str, str]]:
-        rows = await self._rdb.execute_fetchall(
+        rows = await self._stmt(
             "SELECT thread_id, strategy FROM thread_ttl WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
             (time_text(at), limit),
+            write=False,
         )
         return [(row[0], row[1]) for row in rows]

@@ -1,46 +1,113 @@
-"""LangGraph's AsyncSqliteSaver with its per-run methods each done in one hop to the connection's thread.
+"""LangGraph's AsyncSqliteSaver with its per-run methods made cheap: done inline when SQLite can answer at once.
 
-aiosqlite runs every call (execute, fetch, commit, cursor close) as a separate hand-off between the event loop
-and the connection's thread; a checkpoint write took three and a read five, about 30 per run. Here `aget_tuple`,
-`aput`, `aput_writes` and `adelete_thread` run LangGraph's own synchronous `SqliteSaver` code (same SQL, same
-serializer) on that thread in a single call each, under the async saver's lock so they never land inside
-another caller's transaction on the connection. Everything else is the async saver's.
+aiosqlite runs every call (execute, fetch, commit, cursor close) as a hand-off between the event loop and the
+connection's thread; a checkpoint write took three and a read five, about 30 per run, and those hand-offs cost
+more CPU than the SQL. Here `aget_tuple`, `aput`, `aput_writes` and `adelete_thread` run LangGraph's own
+synchronous `SqliteSaver` code (same SQL, same serializer) on a second connection in the event loop's thread
+whose `busy_timeout` is 0: with `synchronous=NORMAL` an uncontended commit takes tens of microseconds, about
+what serializing the checkpoint costs anyway. When the write lock is taken (another connection is in a write
+transaction) it fails at once instead of waiting, and the call goes to the aiosqlite connection's thread in one
+hop, waiting there with the configured `busy_timeout` (and for the saver's lock, which history rewrites in
+`storage/history.py` hold; their open transaction also makes inline writes fail, so they never interleave, while
+inline reads see the last committed history). The inline connection never runs WAL checkpoints
+(`wal_autocheckpoint=0`), so the event loop never waits for an fsync; the other connections run them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-T = TypeVar("T")
+
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    """The error SQLite gives a connection with `busy_timeout=0` when another one holds the lock it needs."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
+
+
+class WalCheckpoints:
+    """A PASSIVE WAL checkpoint on an aiosqlite connection's thread every `every` inline commits: the inline
+    connections never checkpoint, and without checkpoints the WAL (and every read's search of it) would grow."""
+
+    def __init__(self, conn: Any, lock: asyncio.Lock, every: int = 500) -> None:
+        self.conn, self.lock, self.every = conn, lock, every
+        self._count = 0
+        self._running: asyncio.Task[None] | None = None
+
+    def wrote(self) -> None:
+        self._count += 1
+        if self._count >= self.every and self._running is None:
+            self._count = 0
+            self._running = asyncio.get_running_loop().create_task(self._checkpoint())
+
+    async def _checkpoint(self) -> None:
+        try:
+            async with self.lock:
+                await self.conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            pass  # a later one catches up; the WAL only stays longer meanwhile
+        finally:
+            self._running = None
 
 
 class SqliteCheckpointer(AsyncSqliteSaver):
-    """AsyncSqliteSaver whose hot methods cost one thread hop each (falls back to the async ones when the
-    aiosqlite connection does not offer `_execute`)."""
+    """AsyncSqliteSaver on `conn`, with an inline connection to the same file at `path` for the hot methods."""
 
-    _sync: SqliteSaver | None = None
+    def __init__(self, conn: Any, *, path: str | None = None, wal: WalCheckpoints | None = None, **kwargs: Any) -> None:
+        super().__init__(conn, **kwargs)
+        self._path = path
+        self._wal = wal
+        self._inline: SqliteSaver | None = None
+        self._threaded: SqliteSaver | None = None
 
     async def setup(self) -> None:
         await super().setup()
-        if self._sync is None and hasattr(self.conn, "_execute"):
-            sync = SqliteSaver(self.conn._conn, serde=self.serde)  # the sqlite3 connection, used on its own thread
-            sync.is_setup = True
-            self._sync = sync
+        if self._threaded is None and hasattr(self.conn, "_execute"):
+            threaded = SqliteSaver(self.conn._conn, serde=self.serde)  # used only on aiosqlite's thread
+            threaded.is_setup = True
+            self._threaded = threaded
+        if self._inline is None and self._path is not None:
+            raw = sqlite3.connect(self._path)
+            raw.execute("PRAGMA busy_timeout=0")
+            raw.execute("PRAGMA synchronous=NORMAL")
+            raw.execute("PRAGMA wal_autocheckpoint=0")
+            inline = SqliteSaver(raw, serde=self.serde)
+            inline.is_setup = True
+            self._inline = inline
 
-    async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
+    def close_inline(self) -> None:
+        if self._inline is not None:
+            self._inline.conn.close()
+            self._inline = None
+
+    async def _call(self, name: str, *args: Any) -> Any:
+        inline = self._inline
+        if inline is not None:
+            try:
+                result = getattr(inline, name)(*args)
+                if self._wal is not None and name != "get_tuple":
+                    self._wal.wrote()
+                return result
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                if inline.conn.in_transaction:
+                    inline.conn.rollback()
+        threaded = self._threaded
+        if threaded is None:
+            return await getattr(super(), f"a{name}")(*args)
         async with self.lock:
-            return await self.conn._execute(fn, *args)
+            return await self.conn._execute(getattr(threaded, name), *args)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        if self._sync is None:
-            return await super().aget_tuple(config)
-        return await self._on_thread(self._sync.get_tuple, config)
+        return await self._call("get_tuple", config)
 
     async def aput(
         self,
@@ -49,18 +116,12 @@ class SqliteCheckpointer(AsyncSqliteSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        if self._sync is None:
-            return await super().aput(config, checkpoint, metadata, new_versions)
-        return await self._on_thread(self._sync.put, config, checkpoint, metadata, new_versions)
+        return await self._call("put", config, checkpoint, metadata, new_versions)
 
     async def aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
-        if self._sync is None:
-            return await super().aput_writes(config, writes, task_id, task_path)
-        await self._on_thread(self._sync.put_writes, config, writes, task_id, task_path)
+        await self._call("put_writes", config, writes, task_id, task_path)
 
     async def adelete_thread(self, thread_id: str) -> None:
-        if self._sync is None:
-            return await super().adelete_thread(thread_id)
-        await self._on_thread(self._sync.delete_thread, thread_id)
+        await self._call("delete_thread", thread_id)

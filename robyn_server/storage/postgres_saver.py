@@ -1,0 +1,38 @@
+"""LangGraph's AsyncPostgresSaver without its process-wide lock when it draws connections from a pool.
+
+The saver wraps every call in one `asyncio.Lock`, which a single shared connection needs; with a pool each call
+takes its own connection and Postgres orders concurrent writers itself, so the lock only made every checkpoint
+read and write of the process wait in one line (several per run, each a network round trip).
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from psycopg_pool import AsyncConnectionPool
+
+
+class _NoLock:
+    """An asyncio.Lock stand-in that never waits."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    def locked(self) -> bool:
+        return False
+
+
+class PostgresCheckpointer(AsyncPostgresSaver):
+    """AsyncPostgresSaver; with a pool (and so no pipeline), its calls run concurrently."""
+
+    def __init__(self, conn: Any, **kwargs: Any) -> None:
+        super().__init__(conn, **kwargs)
+        if isinstance(conn, AsyncConnectionPool):
+            self.lock = _NoLock()  # type: ignore[assignment]
