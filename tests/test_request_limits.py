@@ -192,3 +192,17 @@ def test_400_mb_upload_is_refused_without_the_memory() -> None:
         assert grown_mb < 20, f"RSS grew by {grown_mb:.1f} MB"
     finally:
         server.stop()
+
+
+def test_guard_can_be_switched_off() -> None:
+    """Robyn then serves the port itself; the body limit is still applied, after Robyn read the body."""
+    server = ServerProcess(env={"ROBYN_SERVER_REQUEST_GUARD": "0", "HTTP_MAX_REQUEST_BODY_BYTES": "1024"}).start()
+    try:
+        with connect(server) as sock:
+            sock.sendall(request("POST", "/threads", b"{}", "Content-Type: application/json\r\n"))
+            assert read_response(sock)[0] == 200
+            sock.sendall(request("POST", "/threads", b" " * 2048 + b"{}", "Content-Type: application/json\r\n"))
+            status, headers, _ = read_response(sock)
+            assert status == 413 and "connection" not in headers  # Robyn's own answer, no guard in front
+    finally:
+        server.stop()
