@@ -73,6 +73,7 @@ def build_app(
     app = Robyn(__file__, config=robyn_config)  # type: ignore[arg-type]
     router = build_router(ctx)
     router.mount(app)
+    app.api_router = router  # type: ignore[attr-defined]  # the request guard asks it for allowed methods
 
     @app.before_request()
     async def gate(request: Request) -> object:

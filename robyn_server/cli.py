@@ -305,4 +305,11 @@ def main(argv: list[str] | None = None) -> None:
         file=sys.stderr,
         flush=True,
     )
-    app.start(host=args.host, port=args.port, _check_port=False)
+    host, port = args.host, args.port
+    if os.environ.get("ROBYN_SERVER_REQUEST_GUARD", "1").strip().lower() not in ("0", "false", "no", "off"):
+        from robyn_server.guard import GuardLimits, RequestGuard
+
+        guard = RequestGuard(GuardLimits.from_env(settings.max_body_bytes), app.api_router.allowed_methods)
+        host, port = "127.0.0.1", guard.bind(args.host, args.port)  # Robyn listens behind the guard
+        guard.start()
+    app.start(host=host, port=port, _check_port=False)

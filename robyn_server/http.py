@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote_plus
 
 from langgraph.errors import EmptyInputError, InvalidUpdateError
+from langgraph.store.base import InvalidNamespaceError
 from pydantic import BaseModel, ValidationError
 from robyn import Headers, Request, Response, Robyn
 from robyn.responses import StreamingResponse
@@ -295,6 +296,8 @@ class Router:
             except (InvalidUpdateError, EmptyInputError) as exc:  # LangGraph refusing the client's input
                 logger.info("bad request on %s %s: %s", request.method, request.url.path, exc)
                 return error_response(400, str(exc))
+            except InvalidNamespaceError as exc:
+                return error_response(422, str(exc))
             except NotImplementedError as exc:
                 return error_response(501, str(exc) or "Not Implemented")
             except Exception as exc:

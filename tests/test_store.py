@@ -59,7 +59,7 @@ def test_missing_key_400(http: httpx.Client, ns: list[str]) -> None:
 def test_bad_namespace_label_422_plain_text(http: httpx.Client, namespace: list[str], label: str) -> None:
     resp = http.put("/store/items", json={"namespace": namespace, "key": "k", "value": {}})
     assert resp.status_code == 422
-    assert "content-type" not in resp.headers
+    assert resp.headers["content-type"] == "text/plain; charset=utf-8"
     assert resp.text == f"Namespace label '{label}' must be a non-empty string without periods"
     delete = http.request("DELETE", "/store/items", json={"namespace": namespace, "key": "k"})
     assert delete.status_code == 422

@@ -19,15 +19,17 @@ from robyn_server.schemas import (
     check_store_key,
 )
 
+PLAIN_TEXT = {"content-type": "text/plain; charset=utf-8"}
+
 
 def namespace_error(namespace: Any) -> Response | None:
-    """The reference rejects bad namespace labels with a plain-text 422 and no content-type."""
+    """Bad namespace labels get the reference's plain-text 422 (it sends no content type; this one says text)."""
     if not isinstance(namespace, list) or not namespace:
-        return Response(status_code=422, headers={}, description=b"Namespace must be a non-empty list of strings")
+        return Response(422, dict(PLAIN_TEXT), b"Namespace must be a non-empty list of strings")
     for label in namespace:
         if not isinstance(label, str) or not label or "." in label:
             text = f"Namespace label '{label}' must be a non-empty string without periods"
-            return Response(status_code=422, headers={}, description=text.encode())
+            return Response(status_code=422, headers=dict(PLAIN_TEXT), description=text.encode())
     return None
 
 

@@ -37,6 +37,8 @@ export async function launch() {
     await rm(userDataDir, { recursive: true, force: true });
   };
   const page = context.pages()[0] ?? (await context.newPage());
+  // Waits are for conditions; the deadline is generous because CI shares two cores with other work.
+  page.setDefaultTimeout(60000);
   const problems = [];
   page.on("console", (msg) => {
     if (msg.type() === "error") problems.push(`console: ${msg.text()}`);

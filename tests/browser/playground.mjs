@@ -10,9 +10,21 @@ const TOKEN = "playground-test-token";
 
 async function open(page) {
   await page.goto(`${API_URL}/playground`);
-  await page.waitForFunction(() => document.querySelectorAll("#assistant option").length > 0, null, {
-    timeout: 10000,
-  });
+  await page.waitForFunction(() => document.querySelectorAll("#assistant option").length > 0);
+}
+
+// Waits (up to the page's generous default timeout) until `selector`'s text matches `pattern`: the page updates
+// asynchronously, so reading the text once right after an action races the update on a busy machine.
+async function waitForText(page, selector, pattern) {
+  try {
+    await page.waitForFunction(
+      ([sel, source, flags]) => new RegExp(source, flags).test(document.querySelector(sel)?.textContent ?? ""),
+      [selector, pattern.source, pattern.flags],
+    );
+  } catch (err) {
+    assert.match((await page.textContent(selector)) ?? "", pattern); // names the text that was there instead
+    throw err;
+  }
 }
 
 async function chooseGraph(page, graphId) {
@@ -37,7 +49,7 @@ const checks = {
   async auth(page) {
     await page.goto(`${API_URL}/playground`);  // public page; the API behind it needs a token
     await page.waitForFunction(() => document.getElementById("status").classList.contains("error"));
-    assert.match(await page.textContent("#status"), /401/);
+    await waitForText(page, "#status", /401/);
     await page.fill("#token", env("TOKEN"));
     await page.click("#connect");
     await page.waitForFunction(() => document.querySelectorAll("#assistant option").length > 0);
@@ -84,7 +96,7 @@ const checks = {
       "get_weather → It's sunny in sf",
     );
     assert.equal(await page.locator('#transcript li[data-role="human"] .text').textContent(), "what is the weather in sf?");
-    assert.match(await page.textContent("#status"), /success/);
+    await waitForText(page, "#status", /success/);
     await screenshot(page, "playground-chat.png");
 
     assert.ok(authHeaders.length > 0);
@@ -107,11 +119,11 @@ const checks = {
     await page.waitForFunction(() => /^Thread /.test(document.getElementById("status").textContent));
     await send(page, '{"request": "deploy"}');
     await page.waitForSelector("#interrupt:not([hidden])");
-    assert.match(await page.textContent("#interrupt-value"), /approve deploy\?/);
-    assert.match(await page.textContent("#status"), /interrupted/);
+    await waitForText(page, "#interrupt-value", /approve deploy\?/);
+    await waitForText(page, "#status", /interrupted/);
     await page.click("#interrupt-approve");
     await page.waitForFunction(() => document.getElementById("transcript").dataset.lastRunStatus === "success");
-    assert.equal(await page.isHidden("#interrupt"), true);
+    await page.waitForSelector("#interrupt", { state: "hidden" });
     const values = JSON.parse(await page.locator('#transcript li[data-role="values"] .text').last().textContent());
     assert.equal(values.result, "deploy -> True");  // the graph formats the resume value with Python
 
