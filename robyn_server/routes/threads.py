@@ -227,7 +227,7 @@ def register(router: Router, ctx: ServerContext) -> None:
         if body.checkpoint_id:
             checkpoint["checkpoint_id"] = body.checkpoint_id
         graph_id, config = graph_config(thread, checkpoint)
-        async with ctx.registry.graph(graph_id, config) as graph:
+        async with ctx.registry.graph(graph_id, config, access="threads.update") as graph:
             next_config = await graph.aupdate_state(config, body.values, as_node=body.as_node)
             snapshot = await graph.aget_state({"configurable": {"thread_id": thread["thread_id"]}})
         stamp = now()

@@ -183,7 +183,9 @@ class RunManager:
                 config = kwargs["config"]
                 graph_id = config["configurable"]["graph_id"]
                 async with asyncio.timeout(self.timeout):
-                    async with self.registry.graph(graph_id, config) as graph:
+                    async with self.registry.graph(
+                        graph_id, config, access="threads.create_run", context=kwargs.get("context")
+                    ) as graph:
                         async for event, data in stream_graph(graph, build_input(kwargs), config, kwargs, mapper):
                             handle.log.append(event, data)
             result = mapper.last_values if mapper.saw_values else None

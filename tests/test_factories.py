@@ -1,0 +1,84 @@
+"""Graph factories of every signature the reference accepts: they load, run, and see the caller and the context."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+
+from tests.server import ServerProcess
+
+CONFIG = Path(__file__).parent / "graphs" / "platform" / "langgraph.json"
+RUNTIME_FACTORIES = ["runtime_only", "config_and_runtime", "sync_cm_runtime_first"]
+CONFIG_FACTORIES = ["config_only", "config_and_runtime", "sync_cm_runtime_first"]
+
+
+@pytest.fixture(scope="module")
+def platform_server() -> Iterator[ServerProcess]:
+    proc = ServerProcess(config=CONFIG).start()
+    yield proc
+    proc.stop()
+
+
+def _client(server: ServerProcess, user: str):
+    return get_client(url=server.url, headers={"Authorization": f"Bearer {user}"})
+
+
+@pytest.mark.parametrize("graph_id", ["no_args", *CONFIG_FACTORIES, "runtime_only"])
+async def test_each_factory_signature_runs(platform_server: ServerProcess, graph_id: str) -> None:
+    client = _client(platform_server, "alice")
+    thread = await client.threads.create()
+    result = await client.runs.wait(
+        thread["thread_id"],
+        graph_id,
+        input={"question": "who?"},
+        context={"tenant": "acme"} if graph_id in RUNTIME_FACTORIES else None,
+        config=None if graph_id in RUNTIME_FACTORIES else {"configurable": {"model": "m1"}},
+    )
+    seen = result["seen"]
+    assert seen["factory"] == graph_id
+    if graph_id in RUNTIME_FACTORIES:
+        assert seen["access_context"] == "threads.create_run"
+        assert seen["user"] == "alice"
+        assert seen["context"] == {"tenant": "acme"}
+        assert seen["has_store"] is True
+    if graph_id == "config_only":
+        assert seen["model"] == "m1"
+    runs = await client.runs.list(thread["thread_id"])
+    assert [r["status"] for r in runs] == ["success"]
+
+
+async def test_runtime_user_is_the_caller_of_each_run(platform_server: ServerProcess) -> None:
+    for user in ("bob", "carol"):
+        client = _client(platform_server, user)
+        result = await client.runs.wait(None, "config_and_runtime", input={"question": "q"}, context={"n": user})
+        assert result["seen"]["user"] == user
+        assert result["seen"]["context"] == {"n": user}
+
+
+async def test_factories_are_entered_for_reads_with_a_read_runtime(platform_server: ServerProcess) -> None:
+    client = _client(platform_server, "dave")
+    thread = await client.threads.create()
+    await client.runs.wait(thread["thread_id"], "sync_cm_runtime_first", input={"question": "q"})
+    state = await client.threads.get_state(thread["thread_id"])
+    assert state["values"]["seen"]["factory"] == "sync_cm_runtime_first"
+    [assistant] = await client.assistants.search(graph_id="sync_cm_runtime_first")
+    schemas = await client.assistants.get_schemas(assistant["assistant_id"])
+    assert "question" in schemas["input_schema"]["properties"]
+    graph = await client.assistants.get_graph(assistant["assistant_id"])
+    assert {n["id"] for n in graph["nodes"]} >= {"answer"}
+
+
+def test_a_factory_with_three_arguments_stops_the_start(tmp_path: Path) -> None:
+    (tmp_path / "bad.py").write_text("def make(a, b, c):\n    return None\n")
+    (tmp_path / "langgraph.json").write_text('{"graphs": {"bad": "./bad.py:make"}}')
+    proc = ServerProcess(config=tmp_path / "langgraph.json")
+    with pytest.raises(RuntimeError, match="must take 0, 1 or 2 arguments"):
+        proc.start()
+
+
+def test_unauthenticated_runs_are_refused(platform_server: ServerProcess) -> None:
+    assert httpx.post(f"{platform_server.url}/runs/wait", json={"assistant_id": "no_args"}).status_code == 401
