@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from robyn import Request, Robyn
 
-from robyn_server import cors
+from robyn_server import cors, platform
 from robyn_server.auth.install import install as auth_install
 from robyn_server.config import ServerConfig, Settings
 from robyn_server.context import ServerContext
@@ -22,6 +22,7 @@ logger = logging.getLogger("robyn_server")
 
 
 def build_context(config: ServerConfig, settings: Settings, storage: Storage, api_url: str) -> ServerContext:
+    platform.check_http_config(config.http)
     registry = GraphRegistry(storage)
     registry.load(config.graphs, config.base_dir)
     cors.load_policy(config.http)  # bad CORS settings stop the server here, with a one-line ConfigError
@@ -33,11 +34,15 @@ def build_context(config: ServerConfig, settings: Settings, storage: Storage, ap
 
 def build_router(ctx: ServerContext) -> Router:
     router = Router(ctx.settings.max_body_bytes)
-    for module in (meta, assistants, threads, runs, store):
+    http = ctx.config.http
+    for module in platform.served_modules(http, (meta, assistants, threads, runs, store)):
         module.register(router, ctx)
+    if http.get("disable_meta"):
+        platform.register_health_only(router)
     playground.register(router, ctx)
-    cors.install(router, ctx.config.http)
-    auth_install(router, ctx)  # after CORS: preflights are answered before authentication
+    cors.install(router, http)
+    gate = auth_install(router, ctx)  # after CORS: preflights are answered before authentication
+    ctx.custom_app = platform.install_extras(router, ctx, gate)  # http.app in front of the built-in routes
     return router
 
 
@@ -62,6 +67,8 @@ def build_app(
             await ctx.storage.setup()
             await assistants.ensure_system_assistants(ctx)
             await recover_at_startup(ctx)
+            if ctx.custom_app is not None:
+                await ctx.custom_app.start_lifespan()
         except Exception as exc:
             exit_on_startup_error(ctx.storage, exc)
         if on_loop is not None:

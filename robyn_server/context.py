@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from robyn_server.config import ServerConfig, Settings
 from robyn_server.graphs import GraphRegistry
@@ -18,3 +19,4 @@ class ServerContext:
     registry: GraphRegistry
     runs: RunManager
     api_url: str
+    custom_app: Any = None  # the user's `http.app` bridge (custom_app.CustomApp), if configured

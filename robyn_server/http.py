@@ -212,6 +212,7 @@ class Router:
         self.max_body_bytes = max_body_bytes
         self.request_hooks: list[RequestHook] = []
         self.response_hooks: list[ResponseHook] = []
+        self.openapi_extensions: list[Callable[[dict[str, Any]], None]] = []  # e.g. merge http.app's routes
 
     def add(
         self,
@@ -236,6 +237,8 @@ class Router:
         """The global middleware: request hooks, then JSON 404/405 for what no route serves."""
         for hook in self.request_hooks:
             answer = await hook(request)
+            if answer is request:  # the hook lets the request through to its route, past the later hooks
+                return request
             if answer is not None:
                 return self.decorate(request, answer)
         methods = self.allowed_methods(request.url.path)

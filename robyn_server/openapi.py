@@ -41,12 +41,15 @@ def build_openapi(router: Router) -> dict[str, Any]:
                 },
             }
         paths.setdefault(path, {})[route.method.lower()] = operation
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {"title": "Robyn LangGraph Server", "version": __version__},
         "paths": paths,
         "components": {"schemas": schemas},
     }
+    for extend in router.openapi_extensions:
+        extend(document)
+    return document
 
 
 DOCS_HTML = """<!doctype html>

@@ -9,6 +9,9 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 
+from robyn_server.config import ConfigError, GraphSpec
+from robyn_server.graphs import GraphRegistry
+from robyn_server.storage.memory import MemoryStorage
 from tests.server import ServerProcess
 
 CONFIG = Path(__file__).parent / "graphs" / "platform" / "langgraph.json"
@@ -72,12 +75,14 @@ async def test_factories_are_entered_for_reads_with_a_read_runtime(platform_serv
     assert {n["id"] for n in graph["nodes"]} >= {"answer"}
 
 
-def test_a_factory_with_three_arguments_stops_the_start(tmp_path: Path) -> None:
-    (tmp_path / "bad.py").write_text("def make(a, b, c):\n    return None\n")
-    (tmp_path / "langgraph.json").write_text('{"graphs": {"bad": "./bad.py:make"}}')
-    proc = ServerProcess(config=tmp_path / "langgraph.json")
-    with pytest.raises(RuntimeError, match="must take 0, 1 or 2 arguments"):
-        proc.start()
+def test_factory_signatures_the_reference_refuses_are_config_errors(tmp_path: Path) -> None:
+    (tmp_path / "bad.py").write_text(
+        "def three(a, b, c):\n    return None\n\ndef two_configs(a, b):\n    return None\n"
+    )
+    for name, message in (("three", "must take 0, 1 or 2 arguments"), ("two_configs", "one must be annotated")):
+        registry = GraphRegistry(MemoryStorage())
+        with pytest.raises(ConfigError, match=message):
+            registry.load([GraphSpec(name, f"./bad.py:{name}")], tmp_path)
 
 
 def test_unauthenticated_runs_are_refused(platform_server: ServerProcess) -> None:

@@ -1,0 +1,72 @@
+"""The `http` block of langgraph.json beyond CORS: route-group switches, the user's `http.app`, and the
+platform extras (`/mcp`). One place that decides which route modules are served, so app.py stays small.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from types import ModuleType
+from typing import Any
+
+from robyn_server.config import ConfigError
+from robyn_server.http import ApiRequest, Router
+
+# `http` keys and what honours them (anything else stops the start: a silently ignored key is a lie)
+ROUTE_SWITCHES = ("disable_assistants", "disable_threads", "disable_runs", "disable_store", "disable_meta")
+EXTRA_SWITCHES = ("disable_mcp", "disable_a2a", "disable_ui", "disable_webhooks")
+KNOWN_KEYS = frozenset(
+    {*ROUTE_SWITCHES, *EXTRA_SWITCHES, "cors", "app", "middleware_order", "enable_custom_route_auth"}
+)
+
+
+def _fail(message: str) -> None:
+    print(f"robyn-server: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def check_http_config(http: dict[str, Any]) -> None:
+    """Refuse `http` keys this server does not honour, and switches that are not booleans."""
+    if not isinstance(http, dict):
+        raise ConfigError("'http' in langgraph.json must be an object")
+    unknown = sorted(set(http) - KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(f"http.{unknown[0]} in langgraph.json is not supported by this server")
+    order = http.get("middleware_order", "middleware_first")
+    if order not in ("middleware_first", "auth_first"):
+        raise ConfigError(f"http.middleware_order must be one of ['middleware_first', 'auth_first'], got {order!r}")
+    for key in (*ROUTE_SWITCHES, *EXTRA_SWITCHES, "enable_custom_route_auth"):
+        if key in http and not isinstance(http[key], bool):
+            raise ConfigError(f"http.{key} must be true or false")
+
+
+def served_modules(http: dict[str, Any], modules: Iterable[ModuleType]) -> list[ModuleType]:
+    """The built-in route modules not switched off by `http.disable_<name>` (module names match)."""
+    out = []
+    for module in modules:
+        name = module.__name__.rsplit(".", 1)[-1]
+        if not http.get(f"disable_{name}"):
+            out.append(module)
+    return out
+
+
+def register_health_only(router: Router) -> None:
+    """With `http.disable_meta`, `/ok` still answers (so operators see the server started), like the reference."""
+
+    async def ok(req: ApiRequest) -> Any:
+        """Health check."""
+        return {"ok": True}
+
+    router.add("GET", "/ok", ok, tags=["meta"])
+
+
+def install_extras(router: Router, ctx: Any, gate: Any) -> Any:
+    """The user's `http.app` (in front of the built-in routes) and `/mcp`; returns the custom app, if any."""
+    from robyn_server import custom_app
+
+    try:
+        custom = custom_app.install(router, ctx, gate)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return None
+    return custom
