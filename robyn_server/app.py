@@ -67,8 +67,8 @@ def build_app(
             await ctx.storage.setup()
             await assistants.ensure_system_assistants(ctx)
             await recover_at_startup(ctx)
-            if ctx.custom_app is not None:
-                await ctx.custom_app.start_lifespan()
+            for hook in ctx.startup_hooks:
+                await hook()
         except Exception as exc:
             exit_on_startup_error(ctx.storage, exc)
         if on_loop is not None:

@@ -194,88 +194,7 @@ class CustomApp:
         return await self.handle(request, stream=False)
 
     async def handle(self, request: Request, *, stream: bool) -> Any:
-        body = request.body or b""
-        if isinstance(body, str):
-            body = body.encode()
-        scope = _scope(request, body)
-        loop = asyncio.get_running_loop()
-        messages: asyncio.Queue[Any] = asyncio.Queue()
-        disconnected = asyncio.Event()
-        received = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal received
-            if not received:
-                received = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await disconnected.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            await messages.put(message)
-
-        async def run() -> None:
-            try:
-                await self.app(scope, receive, send)
-            except Exception:
-                logger.exception("http.app failed on %s %s", request.method, request.url.path)
-                await messages.put(None)
-            finally:
-                await messages.put(_END)
-
-        task = loop.create_task(run())
-        start = await messages.get()
-        if start is None or start is _END or start.get("type") != "http.response.start":
-            task.cancel()
-            return _json(500, {"detail": "Internal Server Error"})
-        status = int(start["status"])
-        headers = Headers({})
-        content_type = "application/octet-stream"
-        for key, value in start.get("headers") or []:
-            name, text = key.decode("latin-1"), value.decode("latin-1")
-            if name.lower() == "content-type":
-                content_type = text
-            headers.append(name, text)
-
-        async def next_chunk() -> bytes | None:
-            """The next body bytes; None once the body is complete (or the app failed)."""
-            while True:
-                message = await messages.get()
-                if message is None or message is _END:
-                    return None
-                if message.get("type") == "http.response.body":
-                    chunk = message.get("body", b"")
-                    if not message.get("more_body"):
-                        await messages.put(_END)
-                    if chunk:
-                        return chunk
-
-        if not stream:
-            parts = []
-            while (part := await next_chunk()) is not None:
-                parts.append(part)
-            return Response(status_code=status, headers=headers, description=b"".join(parts))
-        # Robyn pulls the body from its own thread: the loop feeds a thread-safe queue
-        chunks: queue.SimpleQueue[Any] = queue.SimpleQueue()
-
-        async def pump() -> None:
-            try:
-                while (part := await next_chunk()) is not None:
-                    chunks.put(part)
-            finally:
-                chunks.put(_END)
-
-        pump_task = loop.create_task(pump())
-
-        def body_iter() -> Iterator[bytes]:
-            try:
-                while (item := chunks.get()) is not _END:
-                    yield item
-            finally:
-                loop.call_soon_threadsafe(disconnected.set)
-                loop.call_soon_threadsafe(pump_task.cancel)
-
-        return StreamingResponse(content=body_iter(), status_code=status, headers=headers, media_type=content_type)
+        return await call_asgi(self.app, request, stream=stream)
 
     def openapi(self, document: dict[str, Any]) -> None:
         """Merge the app's routes into the server's OpenAPI document (the app's operations win on conflicts)."""
@@ -312,6 +231,94 @@ class CustomApp:
 
         self._lifespan = asyncio.get_running_loop().create_task(run())
         await started
+
+
+async def call_asgi(app: Any, request: Request, *, stream: bool) -> Any:
+    """Serve one Robyn request with an ASGI app: a Robyn Response, or a StreamingResponse fed as the app sends
+    (`stream=True`, only from a route handler: Robyn middleware cannot stream)."""
+    body = request.body or b""
+    if isinstance(body, str):
+        body = body.encode()
+    scope = _scope(request, body)
+    loop = asyncio.get_running_loop()
+    messages: asyncio.Queue[Any] = asyncio.Queue()
+    disconnected = asyncio.Event()
+    received = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        if not received:
+            received = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await disconnected.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        await messages.put(message)
+
+    async def run() -> None:
+        try:
+            await app(scope, receive, send)
+        except Exception:
+            logger.exception("http.app failed on %s %s", request.method, request.url.path)
+            await messages.put(None)
+        finally:
+            await messages.put(_END)
+
+    task = loop.create_task(run())
+    start = await messages.get()
+    if start is None or start is _END or start.get("type") != "http.response.start":
+        task.cancel()
+        return _json(500, {"detail": "Internal Server Error"})
+    status = int(start["status"])
+    headers = Headers({})
+    content_type = "application/octet-stream"
+    for key, value in start.get("headers") or []:
+        name, text = key.decode("latin-1"), value.decode("latin-1")
+        if name.lower() == "content-type":
+            content_type = text
+        headers.append(name, text)
+
+    async def next_chunk() -> bytes | None:
+        """The next body bytes; None once the body is complete (or the app failed)."""
+        while True:
+            message = await messages.get()
+            if message is None or message is _END:
+                return None
+            if message.get("type") == "http.response.body":
+                chunk = message.get("body", b"")
+                if not message.get("more_body"):
+                    await messages.put(_END)
+                if chunk:
+                    return chunk
+
+    if not stream:
+        parts = []
+        while (part := await next_chunk()) is not None:
+            parts.append(part)
+        disconnected.set()  # the response is complete: an app still listening for the client is told it left
+        return Response(status_code=status, headers=headers, description=b"".join(parts))
+    # Robyn pulls the body from its own thread: the loop feeds a thread-safe queue
+    chunks: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    async def pump() -> None:
+        try:
+            while (part := await next_chunk()) is not None:
+                chunks.put(part)
+        finally:
+            chunks.put(_END)
+
+    pump_task = loop.create_task(pump())
+
+    def body_iter() -> Iterator[bytes]:
+        try:
+            while (item := chunks.get()) is not _END:
+                yield item
+        finally:
+            loop.call_soon_threadsafe(disconnected.set)
+            loop.call_soon_threadsafe(pump_task.cancel)
+
+    return StreamingResponse(content=body_iter(), status_code=status, headers=headers, media_type=content_type)
 
 
 def _scope(request: Request, body: bytes) -> dict[str, Any]:
@@ -386,4 +393,5 @@ def install(router: Any, ctx: Any, gate: Any) -> CustomApp | None:
     router.request_hooks.insert(position, custom)
     custom.register_routes(router)
     router.openapi_extensions.append(custom.openapi)
+    ctx.startup_hooks.append(custom.start_lifespan)
     return custom

@@ -69,4 +69,8 @@ def install_extras(router: Router, ctx: Any, gate: Any) -> Any:
     except ConfigError as exc:
         _fail(str(exc))
         return None
+    if not (ctx.config.http or {}).get("disable_mcp"):
+        from robyn_server.routes import mcp
+
+        mcp.register(router, ctx)
     return custom

@@ -106,7 +106,12 @@ def test_without_custom_route_auth_the_routes_are_open_and_switched_off_groups_a
     config["dependencies"] = [str(PLATFORM)]
     config["graphs"] = {"no_args": "factory_graphs:no_args"}
     config["auth"] = {"path": str(PLATFORM / "auth.py") + ":auth"}
-    config["http"] = {"app": str(PLATFORM / "custom_app.py") + ":app", "disable_store": True, "disable_meta": True}
+    config["http"] = {
+        "app": str(PLATFORM / "custom_app.py") + ":app",
+        "disable_store": True,
+        "disable_meta": True,
+        "disable_mcp": True,
+    }
     (tmp_path / "langgraph.json").write_text(json.dumps(config))
     proc = ServerProcess(config=tmp_path / "langgraph.json").start()
     try:
@@ -115,6 +120,7 @@ def test_without_custom_route_auth_the_routes_are_open_and_switched_off_groups_a
         bearer = {"Authorization": "Bearer alice"}
         assert httpx.post(f"{proc.url}/store/items/search", json={}, headers=bearer).status_code == 404
         assert httpx.get(f"{proc.url}/openapi.json", headers=bearer).status_code == 404
+        assert httpx.post(f"{proc.url}/mcp", json={}, headers=bearer).status_code == 404
         assert httpx.get(f"{proc.url}/ok").json() == {"ok": True}
     finally:
         proc.stop()
