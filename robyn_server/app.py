@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from robyn import Request, Robyn
 
-from robyn_server import cors, platform
+from robyn_server import cors, platform, store_config
 from robyn_server.auth.install import install as auth_install
 from robyn_server.config import ServerConfig, Settings
 from robyn_server.context import ServerContext
@@ -23,6 +23,7 @@ logger = logging.getLogger("robyn_server")
 
 def build_context(config: ServerConfig, settings: Settings, storage: Storage, api_url: str) -> ServerContext:
     platform.check_http_config(config.http)
+    store_config.configure(config, storage)  # store.index/ttl, checkpointer.ttl (or a one-line stop)
     registry = GraphRegistry(storage)
     registry.load(config.graphs, config.base_dir)
     cors.load_policy(config.http)  # bad CORS settings stop the server here, with a one-line ConfigError
@@ -67,6 +68,7 @@ def build_app(
             await ctx.storage.setup()
             await assistants.ensure_system_assistants(ctx)
             await recover_at_startup(ctx)
+            await store_config.start_sweeper(ctx.storage)
             for hook in ctx.startup_hooks:
                 await hook()
         except Exception as exc:

@@ -27,6 +27,7 @@ from robyn_server.schemas import (
     ThreadStateUpdate,
 )
 from robyn_server.state import EMPTY_STATE, snapshot_to_state
+from robyn_server.store_config import thread_ttl_default
 from robyn_server.streaming.event_log import parse_event_id
 from robyn_server.streaming.modes import STREAM_MODES
 
@@ -112,8 +113,9 @@ def register(router: Router, ctx: ServerContext) -> None:
             raise ApiError(409, f"Thread with ID {thread_id} already exists")
         thread = new_thread(thread_id, value["metadata"])
         await ctx.storage.thread_put(thread)
-        if body.ttl is not None:
-            await set_thread_ttl(ctx, thread_id, body.ttl)
+        ttl = body.ttl if body.ttl is not None else thread_ttl_default(ctx.config)  # checkpointer.ttl
+        if ttl is not None:
+            await set_thread_ttl(ctx, thread_id, ttl)
         return thread
 
     async def search_threads(req: ApiRequest) -> Any:

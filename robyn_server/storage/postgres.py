@@ -113,7 +113,7 @@ class PostgresStorage(Storage):
         await self._migrate()
         self.checkpointer = AsyncPostgresSaver(pool)
         await self.checkpointer.setup()
-        self.store = AsyncPostgresStore(pool)
+        self.store = AsyncPostgresStore(pool, **self.store_options)
         await self.store.setup()
 
     async def _migrate(self) -> None:

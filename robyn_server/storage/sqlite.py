@@ -113,7 +113,7 @@ class SqliteStorage(Storage):
         await self.checkpointer.setup()
         self._store_conn = await aiosqlite.connect(self.path, isolation_level=None)
         await self._store_conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
-        self.store = AsyncSqliteStore(self._store_conn)
+        self.store = AsyncSqliteStore(self._store_conn, **self.store_options)
         await self.store.setup()
 
     async def _migrate(self) -> None:
