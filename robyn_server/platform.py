@@ -1,5 +1,5 @@
 """The `http` block of langgraph.json beyond CORS: route-group switches, the user's `http.app`, and the
-platform extras (`/mcp`). One place that decides which route modules are served, so app.py stays small.
+platform extras (`/mcp`, `/a2a`). One place that decides which route modules are served, so app.py stays small.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def register_health_only(router: Router) -> None:
 
 
 def install_extras(router: Router, ctx: Any, gate: Any) -> Any:
-    """The user's `http.app` (in front of the built-in routes) and `/mcp`; returns the custom app, if any."""
+    """The user's `http.app` (in front of the built-in routes), `/mcp` and `/a2a`; returns the custom app, if any."""
     from robyn_server import custom_app
 
     try:
@@ -73,4 +73,8 @@ def install_extras(router: Router, ctx: Any, gate: Any) -> Any:
         from robyn_server.routes import mcp
 
         mcp.register(router, ctx)
+    if not (ctx.config.http or {}).get("disable_a2a"):
+        from robyn_server.routes import a2a
+
+        a2a.register(router, ctx)
     return custom

@@ -74,7 +74,7 @@ def test_custom_routes_shadow_info_but_not_ok(http: httpx.Client) -> None:
 
 def test_built_in_routes_still_answer(http: httpx.Client) -> None:
     r = http.post("/assistants/search", json={}, headers=ALICE)
-    assert r.status_code == 200 and len(r.json()) == 5
+    assert r.status_code == 200 and len(r.json()) == 6
     assert http.get("/no/such/route", headers=ALICE).status_code == 404
 
 

@@ -39,7 +39,14 @@ async def test_the_assistants_are_listed_as_tools(platform_server: ServerProcess
 
     result = await _session_call(platform_server, "alice", list_tools)
     tools = {t.name: t for t in result.tools}
-    assert set(tools) == {"no_args", "config_only", "runtime_only", "config_and_runtime", "sync_cm_runtime_first"}
+    assert set(tools) == {
+        "agent",
+        "no_args",
+        "config_only",
+        "runtime_only",
+        "config_and_runtime",
+        "sync_cm_runtime_first",
+    }
     schema = tools["runtime_only"].inputSchema
     assert schema["type"] == "object" and "question" in schema["properties"]
     assert tools["runtime_only"].description == "Tool based on the runtime_only assistant"
