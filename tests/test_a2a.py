@@ -12,6 +12,7 @@ import pytest
 from a2a import types as a2a
 from a2a.client import ClientConfig, create_client
 from a2a.utils.errors import TaskNotCancelableError
+from google.protobuf import json_format
 
 from robyn_server.graphs import system_assistant_id
 from tests.server import ServerProcess
@@ -84,6 +85,26 @@ async def test_stream_a_task(platform_server: ServerProcess, http: httpx.AsyncCl
     assert "".join(u.artifact.parts[0].text for u in updates) == ANSWER
     assert events[-1].HasField("status_update")
     assert events[-1].status_update.status.state == a2a.TaskState.TASK_STATE_COMPLETED
+
+
+async def test_cancel_a_running_task(platform_server: ServerProcess, http: httpx.AsyncClient) -> None:
+    url = f"{platform_server.url}/a2a/{system_assistant_id('slow')}"
+    streaming = await create_client(url, ClientConfig(streaming=True, httpx_client=http))
+    plain = await create_client(url, ClientConfig(streaming=False, httpx_client=http))
+    request = a2a.SendMessageRequest(
+        message=json_format.ParseDict(
+            {"messageId": str(uuid.uuid4()), "role": "ROLE_USER", "parts": [{"data": {"delay": 5}}]}, a2a.Message()
+        )
+    )
+    events = streaming.send_message(request)
+    first = await anext(events)
+    assert first.task.status.state == a2a.TaskState.TASK_STATE_WORKING
+    cancelled = await plain.cancel_task(a2a.CancelTaskRequest(id=first.task.id))
+    assert cancelled.status.state == a2a.TaskState.TASK_STATE_CANCELED
+    rest = [e async for e in events]
+    assert rest[-1].status_update.status.state == a2a.TaskState.TASK_STATE_CANCELED
+    fetched = await plain.get_task(a2a.GetTaskRequest(id=first.task.id))
+    assert fetched.status.state == a2a.TaskState.TASK_STATE_CANCELED
 
 
 async def test_tasks_of_another_user_are_not_found(platform_server: ServerProcess, http: httpx.AsyncClient) -> None:

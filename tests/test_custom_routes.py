@@ -4,6 +4,7 @@ its own middleware and lifespan, shadowing /info but not /ok, and merged into /o
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,22 +60,30 @@ def test_body_path_query_status_and_headers_go_both_ways(http: httpx.Client) -> 
     assert wrong_method.status_code == 405
 
 
-def test_a_streamed_response_arrives_in_chunks(http: httpx.Client) -> None:
+def test_a_streamed_response_arrives_while_it_is_produced(http: httpx.Client) -> None:
     with http.stream("GET", "/custom/stream", headers=ALICE) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/plain")
-        body = b"".join(r.iter_raw())
-    assert body == b"chunk 0\nchunk 1\nchunk 2\n"
+        chunks = r.iter_raw()
+        assert next(chunks) == b"first\n"  # the app has not sent the rest yet: it waits for /custom/release
+        assert http.post("/custom/release", headers=ALICE).json() == {"released": True}
+        assert b"".join(chunks) == b"second\n"
 
 
-def test_custom_routes_shadow_info_but_not_ok(http: httpx.Client) -> None:
+def test_custom_routes_shadow_info_but_not_ok_or_docs(http: httpx.Client) -> None:
     assert http.get("/info", headers=ALICE).json() == {"custom_info": True}
     assert http.get("/ok").json()["ok"] is True
+    assert http.get("/docs").headers["content-type"].startswith("text/html")
+
+
+def test_by_default_the_apps_middleware_runs_before_auth(http: httpx.Client) -> None:
+    refused = http.get("/custom/whoami")
+    assert refused.status_code == 401 and refused.headers["x-custom-middleware"] == "1"
 
 
 def test_built_in_routes_still_answer(http: httpx.Client) -> None:
     r = http.post("/assistants/search", json={}, headers=ALICE)
-    assert r.status_code == 200 and len(r.json()) == 6
+    assert r.status_code == 200 and len(r.json()) == 7
     assert http.get("/no/such/route", headers=ALICE).status_code == 404
 
 
@@ -99,6 +108,14 @@ def test_factories_are_entered_per_run_and_for_reads(http: httpx.Client) -> None
     mine = [(c["event"], c["access_context"]) for c in calls if c["graph"] == "config_and_runtime"]
     assert ("enter", "threads.create_run") in mine and ("exit", "threads.create_run") in mine
     assert ("enter", "threads.read") in mine and ("exit", "threads.read") in mine
+    update = http.post(f"/threads/{thread['thread_id']}/state", json={"values": {"question": "q2"}}, headers=ALICE)
+    assert update.status_code == 200
+    [assistant] = http.post("/assistants/search", json={"graph_id": "config_and_runtime"}, headers=ALICE).json()
+    http.get(f"/assistants/{assistant['assistant_id']}/schemas", headers=ALICE).raise_for_status()
+    calls = http.get("/custom/factory-calls", headers=ALICE).json()[before:]
+    entries = {(c["access_context"], c["execution"]) for c in calls if c["graph"] == "config_and_runtime"}
+    assert entries == {("threads.create_run", True), ("threads.read", False), ("threads.update", False),
+                       ("assistants.read", False)}  # fmt: skip
 
 
 def test_without_custom_route_auth_the_routes_are_open_and_switched_off_groups_are_absent(tmp_path: Path) -> None:
@@ -111,6 +128,9 @@ def test_without_custom_route_auth_the_routes_are_open_and_switched_off_groups_a
         "disable_store": True,
         "disable_meta": True,
         "disable_mcp": True,
+        "disable_a2a": True,
+        "disable_threads": True,
+        "disable_runs": True,
     }
     (tmp_path / "langgraph.json").write_text(json.dumps(config))
     proc = ServerProcess(config=tmp_path / "langgraph.json").start()
@@ -121,7 +141,29 @@ def test_without_custom_route_auth_the_routes_are_open_and_switched_off_groups_a
         assert httpx.post(f"{proc.url}/store/items/search", json={}, headers=bearer).status_code == 404
         assert httpx.get(f"{proc.url}/openapi.json", headers=bearer).status_code == 404
         assert httpx.post(f"{proc.url}/mcp", json={}, headers=bearer).status_code == 404
+        assert httpx.post(f"{proc.url}/a2a/{uuid.uuid4()}", json={}, headers=bearer).status_code == 404
+        assert httpx.post(f"{proc.url}/threads/search", json={}, headers=bearer).status_code == 404
+        assert httpx.post(f"{proc.url}/runs/wait", json={}, headers=bearer).status_code == 404
+        assert httpx.post(f"{proc.url}/assistants/search", json={}, headers=bearer).status_code == 200
         assert httpx.get(f"{proc.url}/ok").json() == {"ok": True}
+    finally:
+        proc.stop()
+
+
+def test_auth_first_runs_auth_before_the_apps_middleware(tmp_path: Path) -> None:
+    config = json.loads((PLATFORM / "langgraph.json").read_text())
+    config["dependencies"] = [str(PLATFORM)]
+    config["graphs"] = {"no_args": "factory_graphs:no_args"}
+    config["auth"] = {"path": str(PLATFORM / "auth.py") + ":auth"}
+    config["http"] = {"app": str(PLATFORM / "custom_app.py") + ":app", "enable_custom_route_auth": True,
+                      "middleware_order": "auth_first"}  # fmt: skip
+    (tmp_path / "langgraph.json").write_text(json.dumps(config))
+    proc = ServerProcess(config=tmp_path / "langgraph.json").start()
+    try:
+        refused = httpx.get(f"{proc.url}/custom/whoami")
+        assert refused.status_code == 401 and "x-custom-middleware" not in refused.headers
+        allowed = httpx.get(f"{proc.url}/custom/whoami", headers=ALICE)
+        assert allowed.json()["identity"] == "alice" and allowed.headers["x-custom-middleware"] == "1"
     finally:
         proc.stop()
 

@@ -88,18 +88,25 @@ def test_semantic_search_ranks_items_by_the_embedding(tmp_path: Path, backend: s
         proc.stop()
 
 
-def test_store_ttl_gives_items_an_expiry_on_sqlite(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_store_ttl_gives_items_an_expiry(tmp_path: Path, backend: str, database: str | None) -> None:
     store = {"ttl": {"default_ttl": 30, "refresh_on_read": True, "sweep_interval_minutes": 1}}
-    db = tmp_path / "s.sqlite"
-    env = {"ROBYN_SERVER_STORAGE": "sqlite", "ROBYN_SERVER_SQLITE_PATH": str(db)}
-    proc = ServerProcess(config=_config(tmp_path, store), env=env).start()
+    proc = ServerProcess(config=_config(tmp_path, store), env=_backend_env(backend, tmp_path, database)).start()
     try:
         r = httpx.put(f"{proc.url}/store/items", json={"namespace": ["n"], "key": "k", "value": {"v": 1}})
         assert r.status_code == 204
-        with sqlite3.connect(db) as conn:
-            row = conn.execute("SELECT expires_at, ttl_minutes FROM store WHERE key = 'k'").fetchone()
+        assert httpx.get(f"{proc.url}/store/items", params={"namespace": "n", "key": "k"}).json()["value"] == {"v": 1}
     finally:
         proc.stop()
+    query = "SELECT expires_at, ttl_minutes FROM store WHERE key = 'k'"
+    if backend == "sqlite":
+        with sqlite3.connect(tmp_path / "s.sqlite") as conn:
+            row = conn.execute(query).fetchone()
+    else:
+        import psycopg
+
+        with psycopg.connect(database) as conn:
+            row = conn.execute(query).fetchone()
     assert row is not None and row[0] is not None and row[1] == 30
 
 

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from robyn_server.auth import get_current_user
 
 STATE = {"started": False}
+RELEASE = asyncio.Event()
 
 
 async def hello(request: Request) -> JSONResponse:
@@ -47,14 +48,21 @@ async def echo(request: Request) -> JSONResponse:
 
 
 async def stream(request: Request) -> StreamingResponse:
-    """Three chunks, sent one at a time."""
+    """One chunk now, the rest once /custom/release is called: only a real stream lets the client see the first."""
 
     async def chunks():
-        for i in range(3):
-            yield f"chunk {i}\n"
-            await asyncio.sleep(0.01)
+        RELEASE.clear()
+        yield "first\n"
+        await RELEASE.wait()
+        yield "second\n"
 
     return StreamingResponse(chunks(), media_type="text/plain")
+
+
+async def release(request: Request) -> JSONResponse:
+    """Let the open stream finish."""
+    RELEASE.set()
+    return JSONResponse({"released": True})
 
 
 async def factory_calls(request: Request) -> JSONResponse:
@@ -68,7 +76,7 @@ async def info(request: Request) -> JSONResponse:
 
 
 async def ok(request: Request) -> JSONResponse:
-    """Cannot shadow the built-in /ok."""
+    """Cannot shadow the built-in /ok (nor /docs)."""
     return JSONResponse({"custom_ok": True})
 
 
@@ -91,9 +99,11 @@ app = Starlette(
         Route("/custom/whoami", whoami),
         Route("/custom/echo/{name}", echo, methods=["POST"]),
         Route("/custom/stream", stream),
+        Route("/custom/release", release, methods=["POST"]),
         Route("/custom/factory-calls", factory_calls),
         Route("/info", info),
         Route("/ok", ok),
+        Route("/docs", ok),
     ],
     middleware=[Middleware(TagMiddleware)],
     lifespan=lifespan,

@@ -45,7 +45,14 @@ def _build(name: str, config: RunnableConfig | None, runtime: Any) -> Any:
 
 
 def _record(name: str, runtime: Any, event: str = "enter") -> None:
-    CALLS.append({"graph": name, "event": event, "access_context": getattr(runtime, "access_context", None)})
+    CALLS.append(
+        {
+            "graph": name,
+            "event": event,
+            "access_context": getattr(runtime, "access_context", None),
+            "execution": runtime is not None and runtime.execution_runtime is not None,
+        }
+    )
 
 
 def no_args() -> Any:
