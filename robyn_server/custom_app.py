@@ -218,7 +218,8 @@ class CustomApp:
             kind = message["type"]
             if kind.startswith("lifespan.startup") and not started.done():
                 if kind.endswith("failed"):
-                    started.set_exception(RuntimeError(message.get("message") or "startup failed"))
+                    reason = message.get("message") or "no reason given"
+                    started.set_exception(RuntimeError(f"http.app lifespan startup failed: {reason}"))
                 else:
                     started.set_result(None)
 
@@ -227,7 +228,7 @@ class CustomApp:
                 await self.app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
             except Exception as exc:
                 if not started.done():
-                    started.set_exception(exc)
+                    started.set_exception(RuntimeError(f"http.app lifespan startup failed: {exc}"))
 
         self._lifespan = asyncio.get_running_loop().create_task(run())
         await started

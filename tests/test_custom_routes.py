@@ -192,3 +192,20 @@ def test_bad_http_settings_are_config_errors(http_block: dict, message: str) -> 
 def test_an_http_app_that_is_not_starlette_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="expected a Starlette or FastAPI app"):
         load_app("./auth.py:auth", PLATFORM)
+
+
+def test_a_failing_lifespan_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(
+        "import contextlib\n"
+        "from starlette.applications import Starlette\n\n\n"
+        "@contextlib.asynccontextmanager\n"
+        "async def lifespan(app):\n"
+        "    raise RuntimeError('no database for the custom app')\n"
+        "    yield\n\n\n"
+        "app = Starlette(lifespan=lifespan)\n"
+    )
+    config = {"dependencies": [str(PLATFORM)], "graphs": {"no_args": "factory_graphs:no_args"}}
+    config["http"] = {"app": "./app.py:app"}
+    (tmp_path / "langgraph.json").write_text(json.dumps(config))
+    with pytest.raises(RuntimeError, match="robyn-server: error: start-up failed: RuntimeError: http.app lifespan"):
+        ServerProcess(config=tmp_path / "langgraph.json").start()
