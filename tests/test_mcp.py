@@ -41,6 +41,7 @@ async def test_the_assistants_are_listed_as_tools(platform_server: ServerProcess
     tools = {t.name: t for t in result.tools}
     assert set(tools) == {
         "agent",
+        "slow_graph",
         "no_args",
         "config_only",
         "runtime_only",
