@@ -16,7 +16,15 @@ from robyn_server.http import ApiRequest, Router
 ROUTE_SWITCHES = ("disable_assistants", "disable_threads", "disable_runs", "disable_store", "disable_meta")
 EXTRA_SWITCHES = ("disable_mcp", "disable_a2a", "disable_ui", "disable_webhooks")
 KNOWN_KEYS = frozenset(
-    {*ROUTE_SWITCHES, *EXTRA_SWITCHES, "cors", "app", "middleware_order", "enable_custom_route_auth"}
+    {
+        *ROUTE_SWITCHES,
+        *EXTRA_SWITCHES,
+        "cors",
+        "app",
+        "middleware_order",
+        "enable_custom_route_auth",
+        "configurable_headers",
+    }
 )
 
 
@@ -35,6 +43,10 @@ def check_http_config(http: dict[str, Any]) -> None:
     order = http.get("middleware_order", "middleware_first")
     if order not in ("middleware_first", "auth_first"):
         raise ConfigError(f"http.middleware_order must be one of ['middleware_first', 'auth_first'], got {order!r}")
+    if http.get("configurable_headers") is not None:
+        from robyn_server.run_headers import HeaderSelector
+
+        HeaderSelector(http["configurable_headers"])  # raises ConfigError on a bad block
     for key in (*ROUTE_SWITCHES, *EXTRA_SWITCHES, "enable_custom_route_auth"):
         if key in http and not isinstance(http[key], bool):
             raise ConfigError(f"http.{key} must be true or false")
@@ -62,8 +74,9 @@ def register_health_only(router: Router) -> None:
 
 def install_extras(router: Router, ctx: Any, gate: Any) -> Any:
     """The user's `http.app` (in front of the built-in routes), `/mcp` and `/a2a`; returns the custom app, if any."""
-    from robyn_server import custom_app
+    from robyn_server import custom_app, run_headers
 
+    run_headers.install(router, ctx.config.http or {})
     try:
         custom = custom_app.install(router, ctx, gate)
     except ConfigError as exc:

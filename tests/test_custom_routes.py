@@ -182,6 +182,7 @@ def test_a_bad_http_app_stops_the_start_with_one_line(tmp_path: Path) -> None:
         ({"middleware_order": "sideways"}, "http.middleware_order must be one of"),
         ({"no_such_switch": True}, "http.no_such_switch in langgraph.json is not supported"),
         ({"disable_store": "yes"}, "http.disable_store must be true or false"),
+        ({"configurable_headers": ["x-*"]}, "http.configurable_headers must be an object"),
     ],
 )
 def test_bad_http_settings_are_config_errors(http_block: dict, message: str) -> None:

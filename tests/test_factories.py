@@ -85,5 +85,20 @@ def test_factory_signatures_the_reference_refuses_are_config_errors(tmp_path: Pa
             registry.load([GraphSpec(name, f"./bad.py:{name}")], tmp_path)
 
 
+def test_configurable_headers_reach_the_run_config(platform_server: ServerProcess) -> None:
+    headers = {
+        "Authorization": "Bearer erin",
+        "x-custom-flavour": "vanilla",
+        "x-custom-secret": "excluded by the pattern",
+        "x-api-key": "never copied",
+        "x-other": "not included",
+    }
+    body = {"assistant_id": "config_only", "input": {"question": "q"}}
+    result = httpx.post(f"{platform_server.url}/runs/wait", json=body, headers=headers, timeout=30).json()
+    assert result["seen"]["headers"] == {"x-custom-flavour": "vanilla"}
+    plain = httpx.post(f"{platform_server.url}/runs/wait", json=body, headers={"Authorization": "Bearer erin"})
+    assert plain.json()["seen"]["headers"] == {}
+
+
 def test_unauthenticated_runs_are_refused(platform_server: ServerProcess) -> None:
     assert httpx.post(f"{platform_server.url}/runs/wait", json={"assistant_id": "no_args"}).status_code == 401

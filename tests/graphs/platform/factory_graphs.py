@@ -32,7 +32,10 @@ def _build(name: str, config: RunnableConfig | None, runtime: Any) -> Any:
         ert = runtime.execution_runtime
         seen["context"] = ert.context if ert is not None else None
     if config is not None:
-        seen["model"] = (config.get("configurable") or {}).get("model")
+        configurable = config.get("configurable") or {}
+        seen["model"] = configurable.get("model")
+        sent = ("x-custom-flavour", "x-custom-secret", "x-api-key", "x-other", "authorization")
+        seen["headers"] = {k: v for k, v in configurable.items() if k in sent}  # what the header test sends
 
     def answer(state: State) -> dict[str, Any]:
         return {"seen": seen}
