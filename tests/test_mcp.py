@@ -79,3 +79,4 @@ def test_mcp_requires_authentication(platform_server: ServerProcess) -> None:
     headers = {"Accept": "application/json, text/event-stream"}
     r = httpx.post(f"{platform_server.url}/mcp", json=body, headers=headers)
     assert r.status_code == 401
+    assert httpx.get(f"{platform_server.url}/mcp", headers={"Authorization": "Bearer alice"}).status_code == 405

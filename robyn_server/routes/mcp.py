@@ -160,9 +160,9 @@ def register(router: Router, ctx: ServerContext) -> McpEndpoint:
 
     async def mcp_endpoint(req: ApiRequest) -> Any:
         """MCP streamable HTTP: the assistants as tools (`initialize`, `tools/list`, `tools/call`)."""
-        return await call_asgi(endpoint.asgi, req.raw, stream=req.method == "GET")
+        return await call_asgi(endpoint.asgi, req.raw, stream=False)
 
-    for method in ("POST", "GET", "DELETE"):
-        router.add(method, "/mcp", mcp_endpoint, tags=["mcp"])
+    # stateless: no server-initiated stream (GET) and no session to end (DELETE), as in the reference
+    router.add("POST", "/mcp", mcp_endpoint, tags=["mcp"])
     ctx.startup_hooks.append(endpoint.start)
     return endpoint
