@@ -44,6 +44,7 @@ def build_router(ctx: ServerContext) -> Router:
     cors.install(router, http)
     gate = auth_install(router, ctx)  # after CORS: preflights are answered before authentication
     ctx.custom_app = platform.install_extras(router, ctx, gate)  # http.app in front of the built-in routes
+    platform.apply_mount_prefix(router, ctx, gate)
     return router
 
 

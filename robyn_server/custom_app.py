@@ -121,7 +121,11 @@ class AuthMiddleware:
         from robyn_server.auth import context as identity
         from robyn_server.auth.middleware import _Refusal, is_public
 
-        if scope["type"] != "http" or scope["method"] == "OPTIONS" or is_public(scope["path"]):
+        if (
+            scope["type"] != "http"
+            or scope["method"] == "OPTIONS"
+            or is_public(scope["path"], scope.get("root_path", ""))
+        ):
             await self.app(scope, receive, send)
             return
         try:
@@ -152,10 +156,16 @@ class CustomApp:
             app.middleware_stack = None  # rebuilt with the auth middleware on the next call
         self._lifespan: asyncio.Task[None] | None = None
         self._routed: list[Any] = []  # the Robyn routes registered for the app's plain routes
+        self.mount_prefix = ""  # http.mount_prefix: the app sees it as its root_path
 
     def serves(self, method: str, path: str) -> bool:
         from starlette.routing import Match
 
+        prefix = self.mount_prefix
+        if prefix:
+            if not path.startswith(prefix + "/"):
+                return False
+            path = path[len(prefix) :]
         if path in UNSHADOWABLE:
             return False
         scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": [], "query_string": b""}
@@ -194,7 +204,7 @@ class CustomApp:
         return await self.handle(request, stream=False)
 
     async def handle(self, request: Request, *, stream: bool) -> Any:
-        return await call_asgi(self.app, request, stream=stream)
+        return await call_asgi(self.app, request, stream=stream, root_path=self.mount_prefix)
 
     def openapi(self, document: dict[str, Any]) -> None:
         """Merge the app's routes into the server's OpenAPI document (the app's operations win on conflicts)."""
@@ -234,13 +244,13 @@ class CustomApp:
         await started
 
 
-async def call_asgi(app: Any, request: Request, *, stream: bool) -> Any:
+async def call_asgi(app: Any, request: Request, *, stream: bool, root_path: str = "") -> Any:
     """Serve one Robyn request with an ASGI app: a Robyn Response, or a StreamingResponse fed as the app sends
     (`stream=True`, only from a route handler: Robyn middleware cannot stream)."""
     body = request.body or b""
     if isinstance(body, str):
         body = body.encode()
-    scope = _scope(request, body)
+    scope = _scope(request, body, root_path)
     loop = asyncio.get_running_loop()
     messages: asyncio.Queue[Any] = asyncio.Queue()
     disconnected = asyncio.Event()
@@ -322,7 +332,7 @@ async def call_asgi(app: Any, request: Request, *, stream: bool) -> Any:
     return StreamingResponse(content=body_iter(), status_code=status, headers=headers, media_type=content_type)
 
 
-def _scope(request: Request, body: bytes) -> dict[str, Any]:
+def _scope(request: Request, body: bytes, root_path: str = "") -> dict[str, Any]:
     path = request.url.path
     query = urlencode(list(request.query_params.multi_items()) if request.query_params else [])
     headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.items()]
@@ -336,7 +346,7 @@ def _scope(request: Request, body: bytes) -> dict[str, Any]:
         "scheme": request.url.scheme or "http",
         "path": path,
         "raw_path": path.encode(),
-        "root_path": "",
+        "root_path": root_path,
         "query_string": query.encode("latin-1"),
         "headers": headers,
         "client": (request.ip_addr or "127.0.0.1", 0),

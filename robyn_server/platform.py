@@ -24,6 +24,7 @@ KNOWN_KEYS = frozenset(
         "middleware_order",
         "enable_custom_route_auth",
         "configurable_headers",
+        "mount_prefix",
     }
 )
 
@@ -43,6 +44,13 @@ def check_http_config(http: dict[str, Any]) -> None:
     order = http.get("middleware_order", "middleware_first")
     if order not in ("middleware_first", "auth_first"):
         raise ConfigError(f"http.middleware_order must be one of ['middleware_first', 'auth_first'], got {order!r}")
+    prefix = http.get("mount_prefix")
+    if prefix is not None and (
+        not isinstance(prefix, str) or not prefix.startswith("/") or prefix.endswith("/") or "//" in prefix
+    ):
+        raise ConfigError(
+            f"http.mount_prefix {prefix!r}: must start with '/' and must not end with '/' (e.g. '/my-api')"
+        )
     if http.get("configurable_headers") is not None:
         from robyn_server.run_headers import HeaderSelector
 
@@ -91,3 +99,40 @@ def install_extras(router: Router, ctx: Any, gate: Any) -> Any:
 
         a2a.register(router, ctx)
     return custom
+
+
+# Served at the root as well as under the prefix (health checks), and left at the root (the playground page).
+ROOT_TOO = ("/", "/ok")
+ROOT_ONLY = ("/playground", "/playground/static/:name")
+
+
+def apply_mount_prefix(router: Router, ctx: Any, gate: Any) -> None:
+    """`http.mount_prefix`: every route moves under the prefix, like the reference's mount; `/` and `/ok` also
+    stay at the root. OpenAPI lists the paths without it and names the prefix in `servers`."""
+    from robyn_server.http import _compile
+
+    prefix = (ctx.config.http or {}).get("mount_prefix")
+    if not prefix:
+        return
+    for route in list(router.routes):
+        if route.path in ROOT_ONLY:
+            continue
+        moved = prefix + ("" if route.path == "/" else route.path)
+        if route.path in ROOT_TOO:
+            router.add(route.method, moved, route.handler, summary=route.summary, tags=route.tags,
+                       body_model=route.body_model)  # fmt: skip
+            continue
+        route.path, route.regex = moved, _compile(moved)
+    if gate is not None:
+        gate.mount_prefix = prefix
+    if ctx.custom_app is not None:
+        ctx.custom_app.mount_prefix = prefix
+
+    def unprefixed(document: dict[str, Any]) -> None:
+        document["paths"] = {
+            (path[len(prefix) :] or "/") if path.startswith(prefix + "/") or path == prefix else path: ops
+            for path, ops in document["paths"].items()
+        }
+        document["servers"] = [{"url": prefix}]
+
+    router.openapi_extensions.insert(0, unprefixed)

@@ -13,6 +13,7 @@ import pytest
 
 from robyn_server.config import ConfigError
 from robyn_server.custom_app import load_app
+from robyn_server.graphs import system_assistant_id
 from robyn_server.platform import check_http_config
 from tests.server import ServerProcess
 
@@ -183,6 +184,7 @@ def test_a_bad_http_app_stops_the_start_with_one_line(tmp_path: Path) -> None:
         ({"no_such_switch": True}, "http.no_such_switch in langgraph.json is not supported"),
         ({"disable_store": "yes"}, "http.disable_store must be true or false"),
         ({"configurable_headers": ["x-*"]}, "http.configurable_headers must be an object"),
+        ({"mount_prefix": "api/"}, "http.mount_prefix 'api/': must start with '/'"),
     ],
 )
 def test_bad_http_settings_are_config_errors(http_block: dict, message: str) -> None:
@@ -210,3 +212,34 @@ def test_a_failing_lifespan_stops_the_start_with_one_line(tmp_path: Path) -> Non
     (tmp_path / "langgraph.json").write_text(json.dumps(config))
     with pytest.raises(RuntimeError, match="robyn-server: error: start-up failed: RuntimeError: http.app lifespan"):
         ServerProcess(config=tmp_path / "langgraph.json").start()
+
+
+def test_mount_prefix_moves_every_route_under_it(tmp_path: Path) -> None:
+    config = json.loads((PLATFORM / "langgraph.json").read_text())
+    config["dependencies"] = [str(PLATFORM), str(PLATFORM.parent)]
+    config["auth"] = {"path": str(PLATFORM / "auth.py") + ":auth"}
+    config["http"] = {"app": str(PLATFORM / "custom_app.py") + ":app", "enable_custom_route_auth": True,
+                      "mount_prefix": "/api"}  # fmt: skip
+    (tmp_path / "langgraph.json").write_text(json.dumps(config))
+    proc = ServerProcess(config=tmp_path / "langgraph.json").start()
+    try:
+        with httpx.Client(base_url=proc.url, timeout=30, headers=ALICE) as http:
+            assert http.get("/ok").status_code == 200 and http.get("/api/ok").status_code == 200
+            assert http.post("/assistants/search", json={}).status_code == 404
+            thread = http.post("/api/threads", json={}).json()
+            run = http.post(
+                f"/api/threads/{thread['thread_id']}/runs/wait",
+                json={"assistant_id": "no_args", "input": {"question": "q"}},
+            )
+            assert run.json()["seen"]["factory"] == "no_args", run.text
+            assert http.get("/api/custom/whoami").json()["identity"] == "alice"
+            assert http.get("/api/info").json() == {"custom_info": True}
+            card = http.get(f"/api/a2a/{system_assistant_id('agent')}/.well-known/agent-card.json").json()
+            assert card["supportedInterfaces"][0]["url"] == f"{proc.url}/api/a2a/{system_assistant_id('agent')}"
+        assert httpx.get(f"{proc.url}/api/docs").status_code == 200  # public under the prefix too
+        assert httpx.get(f"{proc.url}/api/custom/whoami").status_code == 401
+        doc = httpx.get(f"{proc.url}/api/openapi.json").json()
+        assert doc["servers"] == [{"url": "/api"}]
+        assert "post" in doc["paths"]["/assistants/search"] and "get" in doc["paths"]["/custom/hello"]
+    finally:
+        proc.stop()

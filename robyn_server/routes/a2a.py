@@ -313,7 +313,7 @@ def register(router: Router, ctx: ServerContext) -> None:
             schema = graph_schemas(graph, assistant["graph_id"])["input_schema"] or {}
         host = req.header("host") or "127.0.0.1"
         scheme = req.header("x-forwarded-proto") or "http"
-        url = f"{scheme}://{host}/a2a/{assistant['assistant_id']}"
+        url = f"{scheme}://{host}{req.path.removesuffix('/.well-known/agent-card.json')}"  # under a mount prefix too
         name = assistant["name"]
         description = assistant.get("description") or f"{name} assistant"
         card = a2a.AgentCard(
