@@ -15,7 +15,7 @@ from robyn_server.config import ConfigError
 from robyn_server.custom_app import load_app
 from robyn_server.graphs import system_assistant_id
 from robyn_server.platform import check_http_config
-from tests.server import ServerProcess
+from tests.server import ServerProcess, refuses_to_start
 
 PLATFORM = Path(__file__).parent / "graphs" / "platform"
 ALICE = {"Authorization": "Bearer alice"}
@@ -173,8 +173,7 @@ def test_a_bad_http_app_stops_the_start_with_one_line(tmp_path: Path) -> None:
     config = {"dependencies": [str(PLATFORM)], "graphs": {"no_args": "factory_graphs:no_args"}}
     config["http"] = {"app": "./missing.py:app"}
     (tmp_path / "langgraph.json").write_text(json.dumps(config))
-    with pytest.raises(RuntimeError, match="robyn-server: error: http.app file not found"):
-        ServerProcess(config=tmp_path / "langgraph.json").start()
+    refuses_to_start(ServerProcess(config=tmp_path / "langgraph.json"), "robyn-server: error: http.app file not found")
 
 
 @pytest.mark.parametrize(
@@ -210,8 +209,8 @@ def test_a_failing_lifespan_stops_the_start_with_one_line(tmp_path: Path) -> Non
     config = {"dependencies": [str(PLATFORM)], "graphs": {"no_args": "factory_graphs:no_args"}}
     config["http"] = {"app": "./app.py:app"}
     (tmp_path / "langgraph.json").write_text(json.dumps(config))
-    with pytest.raises(RuntimeError, match="robyn-server: error: start-up failed: RuntimeError: http.app lifespan"):
-        ServerProcess(config=tmp_path / "langgraph.json").start()
+    message = "robyn-server: error: start-up failed: RuntimeError: http.app lifespan"
+    refuses_to_start(ServerProcess(config=tmp_path / "langgraph.json"), message)
 
 
 def test_mount_prefix_moves_every_route_under_it(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import require_postgres
-from tests.server import ServerProcess, create_database, drop_database
+from tests.server import ServerProcess, create_database, drop_database, refuses_to_start
 
 PLATFORM = Path(__file__).parent / "graphs" / "platform"
 INDEX = {"dims": 4, "embed": "./embeddings.py:embed", "fields": ["text"]}
@@ -68,8 +68,7 @@ def test_semantic_search_ranks_items_by_the_embedding(tmp_path: Path, backend: s
     proc = ServerProcess(config=_config(tmp_path, {"index": INDEX}), env=_backend_env(backend, tmp_path, database))
     if not _can_index(backend, database):
         reason = "sqlite-vec, which this Python's sqlite3 cannot load" if backend == "sqlite" else "the pgvector"
-        with pytest.raises(RuntimeError, match=f"robyn-server: error: store.index on .* needs {reason}"):
-            proc.start()
+        refuses_to_start(proc, f"robyn-server: error: store.index on .* needs {reason}")
         return
     proc.start()
     try:
@@ -151,8 +150,7 @@ def test_blocks_this_server_cannot_honour_are_config_errors(
 
 def test_a_bad_store_block_stops_the_start_with_one_line(tmp_path: Path) -> None:
     proc = ServerProcess(config=_config(tmp_path, {"ttl": {"default_ttl": 5}}))
-    with pytest.raises(RuntimeError, match="robyn-server: error: store.ttl needs SQLite or Postgres storage"):
-        proc.start()
+    refuses_to_start(proc, "robyn-server: error: store.ttl needs SQLite or Postgres storage")
 
 
 def test_a_provider_model_embed_goes_through_init_embeddings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
