@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from robyn import Request, Robyn
 
-from robyn_server import cors, webhooks
+from robyn_server import cors, platform, store_config, webhooks
 from robyn_server.auth.install import install as auth_install
 from robyn_server.config import ServerConfig, Settings
 from robyn_server.context import ServerContext
@@ -38,6 +38,8 @@ def make_bus(settings: Settings) -> EventBus:
 def build_context(
     config: ServerConfig, settings: Settings, storage: Storage, api_url: str, role: str = "all"
 ) -> ServerContext:
+    platform.check_http_config(config.http)
+    store_config.configure(config, storage)  # store.index/ttl, checkpointer.ttl (or a one-line stop)
     registry = GraphRegistry(storage)
     registry.load(config.graphs, config.base_dir)
     cors.load_policy(config.http)  # bad CORS settings stop the server here, with a one-line ConfigError
@@ -57,11 +59,16 @@ def build_context(
 
 def build_router(ctx: ServerContext) -> Router:
     router = Router(ctx.settings.max_body_bytes)
-    for module in (meta, metrics, assistants, threads, runs, crons, store):
+    http = ctx.config.http
+    for module in platform.served_modules(http, (meta, metrics, assistants, threads, runs, crons, store)):
         module.register(router, ctx)
+    if http.get("disable_meta"):
+        platform.register_health_only(router)
     playground.register(router, ctx)
-    cors.install(router, ctx.config.http)
-    auth_install(router, ctx)  # after CORS: preflights are answered before authentication
+    cors.install(router, http)
+    gate = auth_install(router, ctx)  # after CORS: preflights are answered before authentication
+    ctx.custom_app = platform.install_extras(router, ctx, gate)  # http.app in front of the built-in routes
+    platform.apply_mount_prefix(router, ctx, gate)
     http_hooks.install(router)  # first of all: request id, clock and span for every request
     return router
 
@@ -89,6 +96,9 @@ def build_app(
             await ctx.runs.bus.start()
             await assistants.ensure_system_assistants(ctx)
             await recover_at_startup(ctx)
+            await store_config.start_sweeper(ctx.storage)
+            for hook in ctx.startup_hooks:
+                await hook()
         except Exception as exc:
             exit_on_startup_error(ctx.storage, exc)
         scheduler.start(ctx)

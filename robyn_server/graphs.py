@@ -1,7 +1,7 @@
 """Loading the graphs named in `langgraph.json` and handing out runnable copies bound to our persistence.
 
-A graph entry may be a compiled graph, an uncompiled StateGraph, or a factory (sync or async, taking a
-config or nothing, possibly returning a context manager). Static graphs are bound once; factories run per use.
+A graph entry may be a compiled graph, an uncompiled StateGraph, or a factory (see factories.py for the
+signatures and the `ServerRuntime` it may receive). Static graphs are bound once; factories run per use.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
-import inspect
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
 
 from robyn_server.config import ConfigError, GraphSpec
+from robyn_server.factories import AccessContext, FactoryCall, classify_factory, enter_factory
 
 # The reference server derives system assistant ids from this namespace (clients hard-code the results).
 ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
@@ -44,6 +44,7 @@ class LoadedGraph:
 
     spec: GraphSpec
     value: Any
+    call: FactoryCall | None = None  # how to call `value` when it is a factory
 
     @property
     def is_factory(self) -> bool:
@@ -104,7 +105,13 @@ class GraphRegistry:
                     f"graph '{spec.graph_id}': {spec.target} is a {type(value).__name__}, "
                     "expected a graph, a StateGraph or a factory function"
                 )
-            self._graphs[spec.graph_id] = LoadedGraph(spec, value)
+            loaded = LoadedGraph(spec, value)
+            if loaded.is_factory:
+                try:
+                    loaded.call = classify_factory(value)
+                except ValueError as exc:
+                    raise ConfigError(f"graph '{spec.graph_id}': {exc}") from exc
+            self._graphs[spec.graph_id] = loaded
 
     @property
     def graph_ids(self) -> list[str]:
@@ -130,8 +137,18 @@ class GraphRegistry:
         raise TypeError(f"graph factory returned {type(graph).__name__}, expected a graph")
 
     @contextlib.asynccontextmanager
-    async def graph(self, graph_id: str, config: RunnableConfig | None = None) -> AsyncIterator[Pregel]:
-        """A runnable graph bound to the server's checkpointer and store."""
+    async def graph(
+        self,
+        graph_id: str,
+        config: RunnableConfig | None = None,
+        *,
+        access: AccessContext = "threads.read",
+        context: Any = None,
+    ) -> AsyncIterator[Pregel]:
+        """A runnable graph bound to the server's checkpointer and store.
+
+        A factory is entered for this one use; `access` says why (the reference's `ServerRuntime.access_context`)
+        and `context` is the run's context, handed to the factory when it executes a run."""
         loaded = self._graphs[graph_id]
         if not loaded.is_factory:
             bound = self._bound.get(graph_id)
@@ -139,26 +156,7 @@ class GraphRegistry:
                 bound = self._bound[graph_id] = self._bind(loaded.value)
             yield bound
             return
-        produced = _call_factory(loaded.value, config or {})
-        if inspect.isawaitable(produced):
-            produced = await produced
-        if hasattr(produced, "__aenter__"):
-            async with produced as graph:
-                yield self._bind(graph)
-        elif hasattr(produced, "__enter__") and not isinstance(produced, (Pregel, StateGraph)):
-            with produced as graph:
-                yield self._bind(graph)
-        else:
-            yield self._bind(produced)
-
-
-def _call_factory(factory: Any, config: RunnableConfig) -> Any:
-    try:
-        params = [
-            p
-            for p in inspect.signature(factory).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-        ]
-    except (TypeError, ValueError):
-        params = []
-    return factory(config) if params else factory()
+        assert loaded.call is not None
+        store = self.persistence.store
+        async with enter_factory(loaded.value, loaded.call, config or {}, access, store, context) as graph:
+            yield self._bind(graph)

@@ -230,6 +230,7 @@ class Router:
         self.max_body_bytes = max_body_bytes
         self.request_hooks: list[RequestHook] = []
         self.response_hooks: list[ResponseHook] = []
+        self.openapi_extensions: list[Callable[[dict[str, Any]], None]] = []  # e.g. merge http.app's routes
 
     def add(
         self,
@@ -259,6 +260,8 @@ class Router:
                 answer = error_response(exc.status_code, exc.detail, exc.headers)
             except Exception as exc:  # Robyn would answer a plain-text 500
                 answer = internal_error(request, exc)
+            if answer is request:  # the hook lets the request through to its route, past the later hooks
+                return request
             if answer is not None:
                 return self.decorate(request, answer)
         methods = self.allowed_methods(request.url.path)

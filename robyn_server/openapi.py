@@ -106,12 +106,15 @@ def build_openapi(router: Router) -> dict[str, Any]:
         schemas["RunCreateStateless"] = RunCreateStateless.model_json_schema(
             ref_template="#/components/schemas/{model}"
         )
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {"title": "Robyn LangGraph Server", "version": __version__},
         "paths": paths,
         "components": {"schemas": schemas},
     }
+    for extend in router.openapi_extensions:
+        extend(document)
+    return document
 
 
 DOCS_HTML = """<!doctype html>

@@ -81,6 +81,18 @@ class ServerProcess:
             return self.proc.wait()
 
 
+def refuses_to_start(proc: ServerProcess, match: str) -> None:
+    """Assert the server exits at start-up with an error matching `match`; a server that starts anyway is
+    stopped, so a regression never leaves a process behind."""
+    import pytest
+
+    try:
+        with pytest.raises(RuntimeError, match=match):
+            proc.start()
+    finally:
+        proc.stop()
+
+
 # ------------------------------------------------------------------------------ throwaway Postgres databases
 ADMIN_DSN = os.environ.get("POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -39,7 +39,9 @@ BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 JWKS_PATH = "/auth/v1/.well-known/jwks.json"
 
 
-def is_public(path: str) -> bool:
+def is_public(path: str, mount_prefix: str = "") -> bool:
+    if mount_prefix and path.startswith(mount_prefix + "/"):
+        path = path[len(mount_prefix) :]  # http.mount_prefix: /prefix/docs is as public as /docs
     trimmed = path.rstrip("/") or "/"
     return trimmed in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
@@ -104,6 +106,7 @@ class AuthGate:
     policy: Auth | None
     route_params: Callable[[str], dict[str, str]] | None = None
     api_keys: ApiKeyStore | None = None
+    mount_prefix: str = ""  # http.mount_prefix, set by platform.apply_mount_prefix
 
     def __post_init__(self) -> None:
         self._authenticate: Callable[..., Any] | None = None
@@ -128,7 +131,7 @@ class AuthGate:
         return " + ".join(parts)
 
     async def __call__(self, request: Request) -> Response | None:
-        if request.method == "OPTIONS" or is_public(request.url.path):
+        if request.method == "OPTIONS" or is_public(request.url.path, self.mount_prefix):
             identity.set_current_user(None)
             return None
         try:

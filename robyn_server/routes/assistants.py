@@ -285,7 +285,9 @@ def register(router: Router, ctx: ServerContext) -> None:
                 xray = int(xray_raw)
             except ValueError:
                 raise ApiError(422, "Invalid xray value: expected true, false or an integer")
-        async with ctx.registry.graph(assistant["graph_id"], _graph_config(assistant)) as graph:
+        async with ctx.registry.graph(
+            assistant["graph_id"], _graph_config(assistant), access="assistants.read"
+        ) as graph:
             drawable = await graph.aget_graph(xray=xray)
         json_graph = drawable.to_json()
         for node in json_graph.get("nodes", []):
@@ -297,7 +299,9 @@ def register(router: Router, ctx: ServerContext) -> None:
     async def assistant_schemas(req: ApiRequest) -> Any:
         """Input, output, state, config and context JSON schemas of the assistant's graph."""
         assistant = await get_assistant(ctx, req.path_params["assistant_id"])
-        async with ctx.registry.graph(assistant["graph_id"], _graph_config(assistant)) as graph:
+        async with ctx.registry.graph(
+            assistant["graph_id"], _graph_config(assistant), access="assistants.read"
+        ) as graph:
             return graph_schemas(graph, assistant["graph_id"])
 
     async def assistant_subgraphs(req: ApiRequest) -> Any:
@@ -305,7 +309,9 @@ def register(router: Router, ctx: ServerContext) -> None:
         assistant = await get_assistant(ctx, req.path_params["assistant_id"])
         namespace = req.path_params.get("namespace")
         recurse = req.query_bool("recurse")
-        async with ctx.registry.graph(assistant["graph_id"], _graph_config(assistant)) as graph:
+        async with ctx.registry.graph(
+            assistant["graph_id"], _graph_config(assistant), access="assistants.read"
+        ) as graph:
             result = {}
             async for ns, subgraph in graph.aget_subgraphs(namespace=namespace, recurse=recurse):
                 result[ns] = graph_schemas(subgraph, assistant["graph_id"])

@@ -29,6 +29,7 @@ from robyn_server.schemas import (
     ThreadStateUpdate,
 )
 from robyn_server.state import EMPTY_STATE, snapshot_to_state
+from robyn_server.store_config import thread_ttl_default
 from robyn_server.streaming.event_log import parse_event_id
 from robyn_server.streaming.modes import STREAM_MODES
 
@@ -116,8 +117,9 @@ def register(router: Router, ctx: ServerContext) -> None:
             raise ApiError(409, f"Thread with ID {thread_id} already exists")
         thread = new_thread(thread_id, value["metadata"])
         await ctx.storage.thread_put(thread)
-        if body.ttl is not None:
-            await set_thread_ttl(ctx, thread_id, body.ttl)
+        ttl = body.ttl if body.ttl is not None else thread_ttl_default(ctx.config)  # checkpointer.ttl
+        if ttl is not None:
+            await set_thread_ttl(ctx, thread_id, ttl)
         return thread
 
     async def search_threads(req: ApiRequest) -> Any:
@@ -233,7 +235,7 @@ def register(router: Router, ctx: ServerContext) -> None:
         if body.checkpoint_id:
             checkpoint["checkpoint_id"] = body.checkpoint_id
         graph_id, config = graph_config(thread, checkpoint)
-        async with ctx.registry.graph(graph_id, config) as graph:
+        async with ctx.registry.graph(graph_id, config, access="threads.update") as graph:
             next_config = await graph.aupdate_state(config, body.values, as_node=body.as_node)
             snapshot = await graph.aget_state({"configurable": {"thread_id": thread["thread_id"]}})
         stamp = now()

@@ -269,6 +269,19 @@ class RunManager:
             await self.bus.send_cancel(run_id, action, error)
         return True
 
+    async def wait(self, handle: RunHandle) -> Any:
+        """The run's result once it ends (for callers that do not stream it), without blocking the loop."""
+        handle.release()
+        loop = asyncio.get_running_loop()
+        ended = loop.create_future()
+
+        def closed() -> None:
+            loop.call_soon_threadsafe(lambda: ended.done() or ended.set_result(None))
+
+        handle.log.add_close_callback(closed)
+        await ended
+        return handle.result
+
     async def _on_cancel(self, run_id: str, action: str, error: dict[str, str] | None) -> None:
         """A cancel for a run that may execute here (from this process or through the bus)."""
         execution = self._executing.get(run_id)
@@ -319,7 +332,9 @@ class RunManager:
                 config = observed.config(execution_config(kwargs["config"]))  # + the caller's token, never stored
                 graph_id = config["configurable"]["graph_id"]
                 async with asyncio.timeout(self.timeout):
-                    async with self.registry.graph(graph_id, config) as graph:
+                    async with self.registry.graph(
+                        graph_id, config, access="threads.create_run", context=kwargs.get("context")
+                    ) as graph:
                         graph_input = build_input(kwargs)
                         if attempt > 1 and await self._wrote_checkpoints(graph, config, run_id):
                             graph_input = None  # a resumed attempt continues from its last checkpoint

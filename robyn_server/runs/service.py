@@ -18,6 +18,7 @@ from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
 from robyn_server.ops.requests import current_request_id
 from robyn_server.routes.assistants import resolve_assistant_ref
+from robyn_server.run_headers import run_headers
 from robyn_server.runs import credentials
 from robyn_server.runs.manager import INFLIGHT, RunHandle, now
 from robyn_server.schemas import RunCreateStateful, RunCreateStateless
@@ -58,6 +59,7 @@ def _run_config(
     request_config = body.config.model_dump(exclude_none=True) if body.config else {}
     config = {**assistant_config, **request_config}
     configurable = {**(assistant_config.get("configurable") or {}), **(request_config.get("configurable") or {})}
+    configurable.update(run_headers())  # http.configurable_headers of this request
     configurable.update(
         {
             "langgraph_auth_user": None,

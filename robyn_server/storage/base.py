@@ -62,6 +62,7 @@ class Storage(ABC):
     checkpointer: BaseCheckpointSaver
     store: BaseStore
     kind: str = "storage"
+    store_options: dict[str, Any] = {}  # `index`/`ttl` for LangGraph's store, set by store_config.configure
 
     async def setup(self) -> None:  # noqa: B027 - optional hook, a no-op for backends without connections
         """Open connections and apply migrations."""

@@ -132,7 +132,7 @@ class PostgresStorage(PostgresCrons, Storage):
         self._pool = pool
         await self._migrate()
         self.checkpointer = PostgresCheckpointer(pool)
-        self.store = AsyncPostgresStore(pool)
+        self.store = AsyncPostgresStore(pool, **self.store_options)
         # LangGraph's own migrations are not safe to run from two processes at once, so one process runs them at
         # a time. The others wait *between* statements (try-lock, then sleep): a backend blocked inside
         # `pg_advisory_lock` would hold a snapshot that the saver's CREATE INDEX CONCURRENTLY waits for, a

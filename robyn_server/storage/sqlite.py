@@ -177,7 +177,7 @@ class SqliteStorage(SqliteCrons, Storage):
         self._reader = await self._connect(ours=True)
         self._inline = self._inline_connection()
         self._store_conn = await self._connect()
-        self.store = AsyncSqliteStore(self._store_conn)
+        self.store = AsyncSqliteStore(self._store_conn, **self.store_options)
         await self.store.setup()
 
     async def _migrate(self) -> None:

@@ -79,6 +79,7 @@ class EventLog:
         self._last_partial: int | None = None
         self._superseded: list[int] = []  # absolute indexes of partials a later partial replaces
         self._cursors: dict[int, int] = {}  # reader token -> next index it reads
+        self._close_callbacks: list[Callable[[], None]] = []
         self._tokens = 0
         # A thread-wide log that also receives this run's events (`GET /threads/{id}/stream`).
         self.mirror: EventLog | None = None
@@ -155,10 +156,20 @@ class EventLog:
             with self._cond:
                 self._cursors.pop(token, None)
 
+    def add_close_callback(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (from whichever thread closes the log) once the log is closed; now if it already is."""
+        with self._cond:
+            if not self.closed:
+                self._close_callbacks.append(callback)
+                return
+        callback()
+
     def close(self, result: object = None) -> None:
+        callbacks: list[Callable[[], None]] = []
         with self._cond:
             if self.closed:
                 return
+            callbacks, self._close_callbacks = self._close_callbacks, []
             self._cursors.clear()
             if self.resumable:
                 self._compact(self.end + 1)  # later readers replay: the last partial of each message is enough
@@ -166,6 +177,8 @@ class EventLog:
             self.closed = True
             self.closed_at = time.monotonic()
             self._cond.notify_all()
+        for callback in callbacks:
+            callback()
 
     def start_index(self, last_event_id: str | None, *, replay: bool) -> int:
         """Where a reader starts: after `last_event_id`, from the start (`replay`), or at the live end."""
