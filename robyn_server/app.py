@@ -14,7 +14,7 @@ from robyn_server.config import ServerConfig, Settings
 from robyn_server.context import ServerContext
 from robyn_server.graphs import GraphRegistry
 from robyn_server.http import Router
-from robyn_server.routes import assistants, meta, playground, runs, store, threads
+from robyn_server.routes import assistants, meta, playground, runs, store, thread_events, threads
 from robyn_server.runs.manager import RunManager
 from robyn_server.storage.base import Storage
 
@@ -35,6 +35,7 @@ def build_router(ctx: ServerContext) -> Router:
     router = Router(ctx.settings.max_body_bytes)
     for module in (meta, assistants, threads, runs, store):
         module.register(router, ctx)
+    thread_events.register(router, ctx)  # protocol v2
     playground.register(router, ctx)
     cors.install(router, ctx.config.http)
     auth_install(router, ctx)  # after CORS: preflights are answered before authentication

@@ -47,6 +47,7 @@ class RunHandle:
     not_before: float = 0.0
     result: Any = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    sinks: list[Any] = field(default_factory=list)  # observers' per-run sinks (protocol v2 thread streams)
 
     @property
     def run_id(self) -> str:
@@ -69,6 +70,9 @@ class RunManager:
         self._finished: deque[RunHandle] = deque()
         self._thread_logs: dict[str, EventLog] = {}
         self._closing = False
+        # Run observers (protocol v2): `run_started(handle)` returns a sink or None; a sink gets every
+        # `(event, data)` of the run and `finished(status, result)` once the outcome is stored.
+        self.observers: list[Any] = []
 
     # ------------------------------------------------------------------------------- lookup
     def handle(self, run_id: str) -> RunHandle | None:
@@ -95,6 +99,8 @@ class RunManager:
         log = self._thread_logs.pop(thread_id, None)
         if log is not None:
             log.close()
+        for observer in self.observers:
+            observer.forget(thread_id)
 
     def inflight(self, thread_id: str) -> list[RunHandle]:
         active = self._active.get(thread_id)
@@ -180,12 +186,15 @@ class RunManager:
                 await self.storage.run_update(run_id, {"status": "running", "updated_at": now()})
                 handle.log.mirror = self._thread_logs.get(handle.thread_id)
                 handle.log.append("metadata", serde.dumps({"run_id": run_id, "attempt": 1}))
+                handle.sinks = [s for o in self.observers if (s := o.run_started(handle)) is not None]
                 config = kwargs["config"]
                 graph_id = config["configurable"]["graph_id"]
                 async with asyncio.timeout(self.timeout):
                     async with self.registry.graph(graph_id, config) as graph:
                         async for event, data in stream_graph(graph, build_input(kwargs), config, kwargs, mapper):
                             handle.log.append(event, data)
+                            for sink in handle.sinks:
+                                sink.event(event, data)
             result = mapper.last_values if mapper.saw_values else None
         except asyncio.CancelledError:
             status = "interrupted"
@@ -217,6 +226,8 @@ class RunManager:
         except Exception:
             logger.exception("could not record the end of run %s", handle.run_id)
         finally:
+            for sink in handle.sinks:
+                sink.finished(status, result)
             self._close(handle, result)
             self._start_next(handle.thread_id)
 
