@@ -49,6 +49,7 @@ def build_app(
     app = Robyn(__file__, config=robyn_config)  # type: ignore[arg-type]
     router = build_router(ctx)
     router.mount(app)
+    thread_events.mount_websocket(app)
 
     @app.before_request()
     async def gate(request: Request) -> object:

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 from langgraph_sdk import get_client
 
 from tests.runs_helpers import ANSWER
@@ -287,3 +288,16 @@ async def test_another_users_thread_is_404_before_any_event(auth_server: ServerP
         mine = await read_events(http, thread_id, {"channels": ["lifecycle"]}, terminal(), headers=alice)
         assert root_lifecycle(mine, "completed") == 1
     await sdk.http.client.aclose()
+
+
+async def test_websocket_upgrade_is_answered_with_a_protocol_error(client: Any, base_url: str) -> None:
+    """Robyn 0.88 cannot route a WebSocket by thread or read its headers, so the upgrade is accepted and
+    answered with a `not_supported` error frame: the SDK's WebSocket transport fails at once, never hangs."""
+    async with client.threads.stream(assistant_id="agent", transport="websocket") as thread:
+        await thread.run.start(input=AGENT_INPUT)
+        with pytest.raises(RuntimeError, match=r"Protocol error \[not_supported\].*SSE transport"):
+            await asyncio.wait_for(thread.output, DEADLINE)
+    url = base_url.replace("http://", "ws://") + f"/threads/{uuid.uuid4()}/stream/events"
+    async with websockets.connect(url, open_timeout=DEADLINE) as socket:
+        frame = json.loads(await asyncio.wait_for(socket.recv(), DEADLINE))
+    assert frame["type"] == "error" and frame["id"] is None and frame["error"] == "not_supported"

@@ -78,3 +78,25 @@ def register(router: Router, ctx: ServerContext) -> ThreadEvents:
     router.add("POST", "/threads/:thread_id/commands", command, tags=tags)
     router.add("POST", "/threads/:thread_id/stream/events", stream_events, tags=tags)
     return events
+
+
+WEBSOCKET_PATH = "/threads/{thread_id}/stream/events"  # an actix pattern: Robyn matches WebSocket paths itself
+WEBSOCKET_REFUSAL = {
+    "type": "error",
+    "id": None,
+    "error": "not_supported",
+    "message": "The WebSocket transport is not available on this server: Robyn 0.88 gives WebSocket handlers "
+    "neither the request path (the thread id) nor its headers (the credentials). Use the SSE transport, "
+    "POST /threads/{thread_id}/stream/events.",
+}
+
+
+def mount_websocket(app: Any) -> None:
+    """Answer WebSocket upgrades on the thread event path with a protocol error and a close, instead of the
+    silent hang Robyn gives an upgrade no WebSocket route takes."""
+
+    async def refuse(websocket: Any) -> None:
+        await websocket.send_text(serde.dumps(WEBSOCKET_REFUSAL).decode())
+        await websocket.close()
+
+    app.websocket(WEBSOCKET_PATH)(refuse)
