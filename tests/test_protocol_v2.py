@@ -181,6 +181,7 @@ async def test_stream_replays_after_since_without_duplicates_and_stays_open(ahtt
     assert [e["seq"] for e in again] == [e["seq"] for e in first if e["seq"] > cut]
     assert [e["event_id"] for e in again] == [e["event_id"] for e in first if e["seq"] > cut]
     assert again == [e for e in first if e["seq"] > cut]  # the same events, byte for byte
+    assert not [e for e in first if e["method"] == "tasks"]  # LangGraph folds task events into lifecycle
 
     # One connection follows the thread across runs: the second run's events arrive on it.
     async def second_run() -> None:
@@ -301,3 +302,37 @@ async def test_websocket_upgrade_is_answered_with_a_protocol_error(client: Any, 
     async with websockets.connect(url, open_timeout=DEADLINE) as socket:
         frame = json.loads(await asyncio.wait_for(socket.recv(), DEADLINE))
     assert frame["type"] == "error" and frame["id"] is None and frame["error"] == "not_supported"
+
+
+async def test_tools_channel_with_the_sdk_tool_calls_projection(client: Any) -> None:
+    """A ToolNode tool: `tools` events (tool-started with its input, tool-finished with the tool message)."""
+    async with client.threads.stream(assistant_id="tool_agent") as thread:
+        await thread.run.start(input=AGENT_INPUT)
+        handles: list[Any] = []
+
+        async def collect() -> None:
+            async for call in thread.tool_calls:  # ends with the run
+                handles.append(call)
+
+        await asyncio.wait_for(collect(), DEADLINE)
+        values = await asyncio.wait_for(thread.output, DEADLINE)
+    assert len(handles) == 1
+    name, tool_input, output = handles[0].name, handles[0].input, await handles[0].output
+    assert (name, tool_input) == ("get_weather", {"city": "sf"})
+    assert output["type"] == "tool" and output["content"] == "It's sunny in sf"
+    assert output["tool_call_id"] == "call_weather_1" and "additional_kwargs" not in output
+    assert values["messages"][-1]["content"][0]["text"] == ANSWER
+
+
+async def test_interrupt_inside_a_subgraph_is_answered_in_its_namespace(ahttp: httpx.AsyncClient) -> None:
+    thread_id = str(uuid.uuid4())
+    await command(ahttp, thread_id, "run.start", {"assistant_id": "nested_interrupt", "input": {"request": "x"}})
+    events = await read_events(ahttp, thread_id, {"channels": ["input", "lifecycle"]}, paused_for_input)
+    requested = next(e for e in events if e["method"] == "input.requested")
+    namespace = requested["params"]["namespace"]
+    assert len(namespace) == 1 and namespace[0].startswith("approval:")
+    answer = {"interrupt_id": requested["params"]["data"]["interrupt_id"], "namespace": namespace, "response": "ok"}
+    assert (await command(ahttp, thread_id, "input.respond", answer, id_=2))["result"] == {}
+    values = await read_events(ahttp, thread_id, {"channels": ["values", "lifecycle"], "namespaces": [[]], "depth": 0},
+                               terminal())  # fmt: skip
+    assert [e for e in values if e["method"] == "values"][-1]["params"]["data"]["result"] == "x -> ok"

@@ -76,7 +76,7 @@ class ProtocolShaper:
             else:
                 data = {k: v for k, v in data.items() if k != "namespace"}
                 data.setdefault("graph_name", self.graph_names.get(key, ""))
-        elif method in ("values", "updates"):
+        elif method in ("values", "updates", "tools"):
             raw = data
             data = state_payload(data)
             if method == "updates" and not data:

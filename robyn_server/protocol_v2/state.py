@@ -76,16 +76,22 @@ def message(value: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _is_message(value: Any) -> bool:
+    return isinstance(value, dict) and "content" in value and _message_type(value) is not None
+
+
 def _normalize(value: Any) -> Any:
     if isinstance(value, list):
-        return [message(v) if isinstance(v, dict) and _message_type(v) else _normalize(v) for v in value]
+        return [_normalize(v) for v in value]
     if not isinstance(value, dict):
         return value
+    if _is_message(value):
+        return message(value)
     return {k: _normalize(v) for k, v in value.items() if k != "__interrupt__"}
 
 
 def state_payload(value: Any) -> Any:
-    """A `values` or `updates` payload as plain protocol data."""
+    """A `values`, `updates` or `tools` payload as plain protocol data."""
     return _normalize(serde.to_jsonable(value))
 
 
