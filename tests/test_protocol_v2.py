@@ -14,13 +14,25 @@ import pytest
 import websockets
 from langgraph_sdk import get_client
 
+from tests.conftest import suite_server
 from tests.runs_helpers import ANSWER
-from tests.server import ServerProcess
+from tests.server import ROOT, ServerProcess
 from tests.test_auth_support import SECRET, bearer, hs256
 
 ALL_CHANNELS = ["values", "updates", "messages", "tools", "lifecycle", "input", "checkpoints", "tasks", "custom"]
 AGENT_INPUT = {"messages": [{"role": "user", "content": "weather in sf?"}]}
 DEADLINE = 30.0
+PROTOCOL_CONFIG = ROOT / "tests" / "graphs" / "langgraph.protocol.json"  # the test graphs plus protocol_graphs.py
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    yield from suite_server(tmp_path_factory, PROTOCOL_CONFIG)
+
+
+@pytest.fixture(scope="module")
+def base_url(server: ServerProcess) -> str:
+    return server.url
 
 
 async def read_events(
@@ -260,7 +272,7 @@ async def test_command_errors(ahttp: httpx.AsyncClient) -> None:
 
 @pytest.fixture(scope="module")
 def auth_server() -> Iterator[ServerProcess]:
-    proc = ServerProcess(env={"SUPABASE_JWT_SECRET": SECRET, "ROBYN_SERVER_STORAGE": "memory"})
+    proc = ServerProcess(PROTOCOL_CONFIG, env={"SUPABASE_JWT_SECRET": SECRET, "ROBYN_SERVER_STORAGE": "memory"})
     proc.env = {k: v for k, v in proc.env.items() if k not in ("SUPABASE_URL", "SUPABASE_JWKS_URL")}
     proc.start()
     yield proc
