@@ -4,7 +4,10 @@ user's thread answers 404 before any event."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+from robyn import WebSocketDisconnect
 
 from robyn_server import serde
 from robyn_server.auth.authorize import authorize, visible
@@ -81,22 +84,38 @@ def register(router: Router, ctx: ServerContext) -> ThreadEvents:
 
 
 WEBSOCKET_PATH = "/threads/{thread_id}/stream/events"  # an actix pattern: Robyn matches WebSocket paths itself
-WEBSOCKET_REFUSAL = {
-    "type": "error",
-    "id": None,
-    "error": "not_supported",
-    "message": "The WebSocket transport is not available on this server: Robyn 0.88 gives WebSocket handlers "
-    "neither the request path (the thread id) nor its headers (the credentials). Use the SSE transport, "
-    "POST /threads/{thread_id}/stream/events.",
-}
+WEBSOCKET_REFUSAL = (
+    "The WebSocket transport is not available on this server: Robyn 0.88 gives WebSocket handlers neither the "
+    "request path (the thread id) nor its headers (the credentials). Use the SSE transport, "
+    "POST /threads/{thread_id}/stream/events."
+)
+WEBSOCKET_LINGER_SECONDS = 1.0  # how long a refused socket stays open for the client's commands
+
+
+def _refusal(command_id: Any) -> str:
+    refusal = {"type": "error", "id": command_id, "error": "not_supported", "message": WEBSOCKET_REFUSAL}
+    return serde.dumps(refusal).decode()
 
 
 def mount_websocket(app: Any) -> None:
-    """Answer WebSocket upgrades on the thread event path with a protocol error and a close, instead of the
-    silent hang Robyn gives an upgrade no WebSocket route takes."""
+    """Answer WebSocket upgrades on the thread event path instead of leaving them hanging (what Robyn does with
+    an upgrade no WebSocket route takes): an unsolicited `not_supported` error frame (the SDKs end the stream
+    with it), the same error for every command sent (so a pending command fails at once), then a close once the
+    client has been quiet for a second."""
 
     async def refuse(websocket: Any) -> None:
-        await websocket.send_text(serde.dumps(WEBSOCKET_REFUSAL).decode())
+        await websocket.send_text(_refusal(None))
+        try:
+            while True:
+                raw = await asyncio.wait_for(websocket.receive_text(), WEBSOCKET_LINGER_SECONDS)
+                try:
+                    command = serde.loads(raw)
+                except Exception:
+                    command = None
+                command_id = command.get("id") if isinstance(command, dict) else None
+                await websocket.send_text(_refusal(command_id if isinstance(command_id, int) else None))
+        except (TimeoutError, WebSocketDisconnect, ConnectionError):
+            pass
         await websocket.close()
 
     app.websocket(WEBSOCKET_PATH)(refuse)
