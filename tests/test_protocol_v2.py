@@ -249,8 +249,8 @@ async def test_command_errors(ahttp: httpx.AsyncClient) -> None:
     }
     no_assistant = await command(ahttp, thread_id, "run.start", {})
     assert no_assistant["error"] == "invalid_argument" and "assistant_id" in no_assistant["message"]
-    no_interrupt = await command(ahttp, thread_id, "input.respond", {"interrupt_id": "nope", "response": 1})
-    assert no_interrupt["error"] == "no_such_interrupt"
+    no_thread = await command(ahttp, thread_id, "input.respond", {"interrupt_id": "nope", "response": 1})
+    assert no_thread["error"] == "no_such_run"  # like the reference: no thread, so no interrupted run
     bad_namespace = await command(ahttp, thread_id, "input.respond", {"interrupt_id": "x", "namespace": "root"})
     assert bad_namespace["error"] == "invalid_argument"
     bad_channels = await command(ahttp, thread_id, "subscription.subscribe", {"channels": ["telepathy"]})

@@ -179,6 +179,8 @@ class ThreadCommands:
             if not isinstance(namespace, list) or not all(isinstance(s, str) for s in namespace):
                 raise CommandError("invalid_argument", "input.respond requires namespace to be a list of strings.")
             resume[interrupt_id] = entry.get("response")
+        if await self._thread() is None:
+            raise CommandError("no_such_run", "No interrupted run is bound to this thread.")
         pending = await self._settled_interrupts()
         for interrupt_id in resume:
             if interrupt_id not in pending:

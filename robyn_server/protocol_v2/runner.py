@@ -92,14 +92,15 @@ class ProtocolShaper:
             data = {"payload": data}
         events = [(_name(method, namespace), _body(method, namespace, timestamp, data))]
         if method == "values":
-            for interrupt in params.get("interrupts") or ():
+            # Like the reference, a new interrupt is announced before the values that carry it.
+            for interrupt in reversed(params.get("interrupts") or ()):
                 interrupt_id = getattr(interrupt, "id", None)
                 if interrupt_id is None or interrupt_id in self.announced:
                     continue
                 self.announced.add(interrupt_id)
                 payload = {"interrupt_id": interrupt_id, "payload": getattr(interrupt, "value", None)}
-                events.append(
-                    (_name("input.requested", namespace), _body("input.requested", namespace, timestamp, payload))
+                events.insert(
+                    0, (_name("input.requested", namespace), _body("input.requested", namespace, timestamp, payload))
                 )
         return events
 

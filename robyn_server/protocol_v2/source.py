@@ -3,8 +3,8 @@
 The interface the transports use is small: `log(thread_id)` (replayable history plus live events). It is fed
 through the run manager's observer hook (`RunManager.observers`): for every protocol-v2 run the manager asks
 `run_started(handle)` for a sink, hands it each `(name, body)` event, and calls `finished(status, result)`
-once the run's outcome is stored. Root `lifecycle` events (`running`, then `completed`, `failed` or
-`interrupted`) are made here, like the reference's synthetic ones.
+once the run's outcome is stored. Root `lifecycle` events (`running`, then `completed`, `failed`, or
+`interrupted` right after the first `input.requested`) are made here, like the reference's synthetic ones.
 """
 
 from __future__ import annotations
@@ -42,13 +42,17 @@ class RunSink:
         log.append("lifecycle", lifecycle_body("running", graph_name))
 
     def event(self, name: str, body: bytes) -> None:
-        if name.startswith("input.requested"):
-            self.interrupted = True
         self.log.append(name, body)
+        if name.startswith("input.requested") and not self.interrupted:
+            # The reference announces the pause as soon as the run asks for input, before its last events.
+            self.interrupted = True
+            self.log.append("lifecycle", lifecycle_body("interrupted", self.graph_name))
 
     def finished(self, status: str, result: Any) -> None:
         if status == "success":
-            event, error = ("interrupted", None) if self.interrupted else ("completed", None)
+            if self.interrupted:
+                return  # `interrupted` was sent with the first `input.requested`
+            event, error = "completed", None
         elif status == "interrupted":
             event, error = "failed", "Run was cancelled"
         else:

@@ -448,6 +448,9 @@ async function followThreadV2(threadId, since) {
   } finally {
     controller.abort();  // ends the thread stream, which would otherwise stay open for the next run
     if (state.controller === controller) state.controller = null;
+    // `interrupted` is announced while the run is still storing its state: wait for the run to end.
+    const runId = state.runId ?? (await latestRunId(threadId));
+    if (runId) await api("GET", `/threads/${threadId}/runs/${runId}/join`).catch(() => null);
     setRunning(false);
     await finishRun(threadId);
   }
