@@ -72,6 +72,7 @@ class ThreadEventLog:
         self.first_seq = 1  # seq of entries[0]
         self.last_seq = 0
         self.closed = False
+        self.users = 0  # open readers and running runs: a log in use is never dropped from memory
         self.max_events = max_events
         self._epoch = str(int(time.time() * 1000)).encode()  # event ids differ from a previous process's
         self._cond = threading.Condition()
@@ -124,6 +125,8 @@ class ThreadEventLog:
         progress = progress or ReaderProgress()
         next_seq = after + 1
         next_beat = time.monotonic() + heartbeat_seconds
+        with self._cond:
+            self.users += 1
         try:
             while True:
                 with self._cond:
@@ -147,6 +150,8 @@ class ThreadEventLog:
                     next_beat = time.monotonic() + heartbeat_seconds
                     yield HEARTBEAT
         finally:
+            with self._cond:
+                self.users -= 1
             progress.done = True
 
     def wait_after(self, seq: int, timeout: float) -> bool:

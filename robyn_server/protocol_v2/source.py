@@ -18,7 +18,7 @@ from robyn_server import serde
 from robyn_server.protocol_v2.log import ThreadEventLog
 from robyn_server.protocol_v2.runner import is_protocol_run
 
-MAX_IDLE_LOGS = 1000  # thread logs kept in memory (least recently used go first)
+MAX_IDLE_LOGS = 1000  # thread logs kept in memory; beyond it the least recently used idle ones go
 
 
 def lifecycle_body(event: str, graph_name: str, error: str | None = None) -> bytes:
@@ -39,6 +39,7 @@ class RunSink:
         self.log = log
         self.graph_name = graph_name
         self.interrupted = False
+        log.users += 1
         log.append("lifecycle", lifecycle_body("running", graph_name))
 
     def event(self, name: str, body: bytes) -> None:
@@ -49,6 +50,7 @@ class RunSink:
             self.log.append("lifecycle", lifecycle_body("interrupted", self.graph_name))
 
     def finished(self, status: str, result: Any) -> None:
+        self.log.users -= 1
         if status == "success":
             if self.interrupted:
                 return  # `interrupted` was sent with the first `input.requested`
@@ -75,8 +77,10 @@ class ThreadEvents:
             log = self._logs.get(thread_id)
             if log is None:
                 log = self._logs[thread_id] = ThreadEventLog()
-                while len(self._logs) > self.max_logs:
-                    self._logs.popitem(last=False)
+                if len(self._logs) > self.max_logs:
+                    idle = [key for key, old in self._logs.items() if old.users == 0 and key != thread_id]
+                    for key in idle[: len(self._logs) - self.max_logs]:
+                        del self._logs[key]
             else:
                 self._logs.move_to_end(thread_id)
             return log
