@@ -41,6 +41,12 @@ class ChannelModes(StreamTransformer):
         return True
 
 
+class ProtocolModes(ChannelModes):
+    """For the lean stream: also the modes LangGraph's values and messages transformers would have asked for."""
+
+    required_stream_modes: ClassVar[tuple[str, ...]] = ("values", "messages", *ChannelModes.required_stream_modes)
+
+
 def _body(method: str, namespace: list[str], timestamp: int, data: Any) -> bytes:
     return serde.dumps({"method": method, "params": {"namespace": namespace, "timestamp": timestamp, "data": data}})
 
@@ -105,13 +111,42 @@ class ProtocolShaper:
         return events
 
 
+def _lean_run_stream(graph: Pregel, graph_input: Any, config: RunnableConfig, options: dict[str, Any]) -> Any:
+    """What `astream_events(version="v3")` builds, with only the lifecycle transformer: the values, messages and
+    subgraph projections it adds are never read here and cost about 40% of a long run's time. None when this
+    LangGraph lacks the pieces (then the public API is used)."""
+    try:
+        from langgraph._internal._config import patch_configurable
+        from langgraph._internal._constants import CONFIG_KEY_STREAM_MESSAGES_V2
+        from langgraph.pregel.main import _collect_stream_modes
+        from langgraph.stream._mux import StreamMux
+        from langgraph.stream.run_stream import AsyncGraphRunStream
+        from langgraph.stream.transformers import LifecycleTransformer
+    except ImportError:
+        return None
+    mux = StreamMux(factories=[LifecycleTransformer, ProtocolModes], scope=(), is_async=True)
+    events = graph.astream(
+        graph_input,
+        patch_configurable(config, {CONFIG_KEY_STREAM_MESSAGES_V2: True}),
+        stream_mode=_collect_stream_modes(mux),
+        subgraphs=True,
+        version="v2",
+        **options,
+    )
+    return AsyncGraphRunStream(events.__aiter__(), mux)
+
+
 async def stream_protocol(
     graph: Pregel, graph_input: Any, config: RunnableConfig, options: dict[str, Any], mapper: StreamMapper
 ) -> AsyncIterator[tuple[str, bytes]]:
     """The run's protocol events; `options` are the driver's `astream` options minus the ones v3 owns."""
     options = {k: v for k, v in options.items() if k not in ("stream_mode", "subgraphs") and v is not None}
     shaper = ProtocolShaper(mapper)
-    run_stream = await graph.astream_events(graph_input, config, version="v3", transformers=[ChannelModes], **options)
+    run_stream = _lean_run_stream(graph, graph_input, config, options)
+    if run_stream is None:
+        run_stream = await graph.astream_events(
+            graph_input, config, version="v3", transformers=[ChannelModes], **options
+        )
     async with run_stream:
         async for event in run_stream:
             for shaped in shaper.shape(event):
