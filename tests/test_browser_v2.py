@@ -1,7 +1,8 @@
 """Protocol v2 in a real browser (headless Debian Chromium, driven by tests/browser/v2.mjs), from a second origin:
 
 - the official JS SDK 1.15 `client.threads.stream()`: a run whose tokens arrive one by one, its tool call and
-  result and final messages, an interrupt answered with `input.respond`, a failing run's error, and the
+  result and final messages, an interrupt answered with `input.respond`, a failing run's error, a page reload
+  in the middle of a run (the new page attaches to the thread and follows the run to its end), and the
   WebSocket transport refused at once (Robyn 0.88 cannot serve it) instead of hanging;
 - a React page on `@langchain/react` 1.1 `useStream` (bundled with esbuild): a run's messages, an interrupt
   answered, a failing run's error, and a page reload in the middle of a run that rejoins the thread and shows

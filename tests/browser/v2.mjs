@@ -11,7 +11,7 @@ const WAIT = { timeout: 60000 };
 
 const scenarios = {
   // The official JS SDK 1.15 `client.threads.stream()`: a streamed run, an interrupt answered, a failing run,
-  // and the WebSocket transport refused at once.
+  // a reload mid-run, and the WebSocket transport refused at once.
   async jsSdk(page) {
     await page.goto(`${SITE_URL}/index.html`);
     await page.waitForFunction(() => document.getElementById("ready")?.textContent === "ready");
@@ -34,6 +34,14 @@ const scenarios = {
 
     const failed = await call("failingRun");
     assert.equal(failed.error, "boom: deliberate failure");
+
+    // A page reload in the middle of a run: the new page attaches to the thread and follows the run to its end.
+    const started = await call("startLongRun");
+    await page.reload();
+    await page.waitForFunction(() => document.getElementById("ready")?.textContent === "ready");
+    const rejoined = await page.evaluate(([api, id]) => window.v2Tests.rejoinRun(api, id), [API_URL, started.threadId]);
+    assert.ok(rejoined.final.endsWith(LONG_END), `final answer: ${rejoined.final.slice(-40)}`);
+    assert.ok(rejoined.streamed.includes(rejoined.final), "the reloaded page's messages projection has the answer");
 
     const ws = await call("websocketRefused");
     console.log(`websocket transport: ${ws.error} after ${ws.elapsed.toFixed(0)} ms`);

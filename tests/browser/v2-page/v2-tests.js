@@ -97,5 +97,38 @@ async function websocketRefused(apiUrl) {
   return { error, elapsed };
 }
 
-window.v2Tests = { streamRun, interruptResume, failingRun, websocketRefused };
+// Start a long run and return once a few of its tokens arrived; the driver then reloads the page mid-run.
+async function startLongRun(apiUrl) {
+  const thread = client(apiUrl).threads.stream({ assistantId: "typing_long" });
+  let seen = 0;
+  const someTokens = nextEvent(
+    thread,
+    (e) => e.method === "messages" && e.params.data.delta?.type === "text-delta" && ++seen >= 3,
+    "the first tokens",
+  );
+  (async () => {
+    for await (const message of thread.messages) await message.text;
+  })();
+  await thread.run.start({ input: userMessage("a long answer please") });
+  await someTokens;
+  return { threadId: thread.threadId, seen };
+}
+
+// After the reload: attach to the thread by id, follow the rest of the run, read the answer it streamed.
+async function rejoinRun(apiUrl, threadId) {
+  const sdk = client(apiUrl);
+  const thread = sdk.threads.stream(threadId, { assistantId: "typing_long" });
+  const completed = nextEvent(thread, rootLifecycle("completed"), "completed lifecycle after the reload");
+  thread.startLifecycleWatcher();
+  const texts = [];
+  (async () => {
+    for await (const message of thread.messages) texts.push(await message.text);
+  })();
+  await completed;
+  const state = await sdk.threads.getState(threadId);
+  await thread.close();
+  return { streamed: texts, final: state.values.messages.at(-1).content.map((b) => b.text ?? "").join("") };
+}
+
+window.v2Tests = { streamRun, interruptResume, failingRun, websocketRefused, startLongRun, rejoinRun };
 document.getElementById("ready").textContent = "ready";
