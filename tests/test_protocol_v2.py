@@ -206,6 +206,32 @@ async def test_stream_replays_after_since_without_duplicates_and_stays_open(ahtt
     tree = await command(ahttp, thread_id, "agent.getTree", {}, id_=3)
     assert tree["result"] == {"tree": {"namespace": [], "status": "completed", "graph_name": "agent"}}
 
+    # A cursor beyond what this server numbered (from before a restart) replays what is kept.
+    stale = await read_events(ahttp, thread_id, {"channels": ["lifecycle"], "since": 10**6}, terminal(2))
+    assert stale[0]["seq"] == 1
+    assert [e["params"]["data"]["event"] for e in stale] == ["running", "completed", "running", "completed"]
+
+
+async def test_deleting_the_thread_ends_its_streams(ahttp: httpx.AsyncClient) -> None:
+    thread_id = str(uuid.uuid4())
+    await command(ahttp, thread_id, "run.start", {"assistant_id": "agent", "input": AGENT_INPUT})
+    await read_events(ahttp, thread_id, {"channels": ["lifecycle"]}, terminal())
+
+    async def follow() -> int:
+        count = 0
+        async with ahttp.stream("POST", f"/threads/{thread_id}/stream/events", json={"channels": ["lifecycle"]}) as r:
+            async for line in r.aiter_lines():
+                count += line.startswith("data: ")
+                if count == 2:
+                    opened.set()
+        return count
+
+    opened = asyncio.Event()
+    reader = asyncio.create_task(follow())
+    await asyncio.wait_for(opened.wait(), DEADLINE)
+    assert (await ahttp.delete(f"/threads/{thread_id}")).status_code == 204
+    assert await asyncio.wait_for(reader, DEADLINE) == 2  # the body ended
+
 
 async def test_subgraph_namespaces_and_depth(ahttp: httpx.AsyncClient) -> None:
     thread_id = str(uuid.uuid4())

@@ -74,6 +74,8 @@ def register(router: Router, ctx: ServerContext) -> ThreadEvents:
         since = body.get("since")
         after = since if isinstance(since, int) and not isinstance(since, bool) and since >= 0 else 0
         log = events.log(thread_id)
+        if after > log.last_seq:
+            after = 0  # a cursor from before this process started: its events are not kept, replay what is
         chunks = log.read(after, wanted, heartbeat_seconds=ctx.settings.heartbeat_seconds)
         return StreamResponse(bind_iterator(chunks))
 
