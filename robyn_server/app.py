@@ -17,7 +17,7 @@ from robyn_server.crons import scheduler
 from robyn_server.graphs import GraphRegistry
 from robyn_server.http import Router
 from robyn_server.ops import http_hooks
-from robyn_server.routes import assistants, crons, meta, metrics, playground, runs, store, threads
+from robyn_server.routes import assistants, crons, meta, metrics, playground, runs, store, thread_events, threads
 from robyn_server.runs.manager import RunManager
 from robyn_server.storage.base import Storage
 from robyn_server.streaming.bus import EventBus
@@ -64,6 +64,7 @@ def build_router(ctx: ServerContext) -> Router:
         module.register(router, ctx)
     if http.get("disable_meta"):
         platform.register_health_only(router)
+    thread_events.register(router, ctx)  # protocol v2
     playground.register(router, ctx)
     cors.install(router, http)
     gate = auth_install(router, ctx)  # after CORS: preflights are answered before authentication
@@ -81,6 +82,7 @@ def build_app(
     router = build_router(ctx)
     router.mount(app)
     app.api_router = router  # type: ignore[attr-defined]  # the request guard asks it for allowed methods
+    thread_events.mount_websocket(app)
 
     @app.before_request()
     async def gate(request: Request) -> object:

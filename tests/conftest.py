@@ -16,7 +16,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 
-from tests.server import ServerProcess, create_database, drop_database, postgres_unreachable
+from tests.server import TEST_CONFIG, ServerProcess, create_database, drop_database, postgres_unreachable
 
 TEST_STORAGE = os.environ.get("TEST_STORAGE", "memory").strip().lower() or "memory"
 SERVER_FIXTURES = {"server", "base_url", "client", "http"}
@@ -59,8 +59,8 @@ def postgres_dsn() -> Iterator[str]:
         drop_database(dsn)
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def suite_server(tmp_path_factory: pytest.TempPathFactory, config: Path = TEST_CONFIG) -> Iterator[ServerProcess]:
+    """A server process on the suite's storage backend (TEST_STORAGE), stopped (and its database dropped) after."""
     env: dict[str, str | None] = {"ROBYN_SERVER_STORAGE": TEST_STORAGE}
     dsn = None
     if TEST_STORAGE == "sqlite":
@@ -70,12 +70,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         dsn = create_database("robyn_suite")
         env["DATABASE_URL"] = dsn
     try:
-        proc = ServerProcess(env=env).start()
+        proc = ServerProcess(config=config, env=env).start()
         yield proc
         proc.stop()
     finally:
         if dsn is not None:
             drop_database(dsn)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    yield from suite_server(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,8 @@
   port, i.e. another origin than the API: a streamed run with tokens arriving one by one, a thread list, an
   interrupt approved and resumed, a cancel, a join with Last-Event-ID; CORS preflights and exposed headers as
   the browser sees them, and a server that does not list the page's origin being refused by the browser;
-- the playground page (/playground) driven end to end, with screenshots in test-artifacts/.
+- the playground page (/playground) driven end to end over protocol v2 (its default) and the classic run
+  stream, with screenshots in test-artifacts/.
 
 Needs node, `npm ci` in tests/browser and /usr/bin/chromium (scripts/test.sh installs them). Without them the
 tests are skipped with the reason, except in CI (CI=true), where they fail.
@@ -150,11 +151,16 @@ def test_cors_as_the_browser_sees_it(
     assert "preflights seen:" in output
 
 
-@pytest.mark.parametrize("scenario", ["chat", "interrupt", "cancel", "reload"])
-def test_playground_end_to_end(api_server: ServerProcess, scenario: str) -> None:
+@pytest.mark.parametrize(
+    "scenario,stream",
+    [("chat", "v2"), ("interrupt", "v2"), ("cancel", "v2"), ("reload", "v2"), ("chat", "classic"),
+     ("interrupt", "classic"), ("reload", "classic")],
+)  # fmt: skip
+def test_playground_end_to_end(api_server: ServerProcess, scenario: str, stream: str) -> None:
+    """The page streams over protocol v2 by default and over the classic run stream when switched."""
     shot = ARTIFACTS / f"playground-{scenario}.png"
     shot.unlink(missing_ok=True)
-    run_node("playground.mjs", scenario, API_URL=api_server.url)
+    run_node("playground.mjs", scenario, API_URL=api_server.url, PLAYGROUND_STREAM=stream)
     if scenario in ("chat", "interrupt"):
         assert shot.is_file() and shot.stat().st_size > 0, f"no screenshot at {shot}"
 

@@ -13,6 +13,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 from langgraph.types import Command, Send
 
+from robyn_server.protocol_v2.runner import is_protocol_run, stream_protocol
 from robyn_server.streaming.modes import Event, StreamMapper
 
 
@@ -47,6 +48,10 @@ async def stream_graph(
         options["durability"] = kwargs["durability"]
     if kwargs.get("context"):
         options["context"] = kwargs["context"]
+    if is_protocol_run(config):  # a protocol-v2 run (`run.start`): LangGraph's own protocol events
+        async for shaped in stream_protocol(graph, graph_input, config, options, mapper):
+            yield shaped
+        return
     if mapper.wants_events:
         async for event in graph.astream_events(graph_input, config, version="v2", **options):
             for mapped in mapper.map_langgraph_event(event):

@@ -17,7 +17,7 @@ import asyncio
 import contextvars
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,6 +86,7 @@ class Execution:
     log: EventLog
     task: asyncio.Task[tuple[str, bool, Any]] | None = None
     supervisor: asyncio.Task[None] | None = None
+    sinks: list[Any] = field(default_factory=list)  # observers' per-run sinks (protocol v2 thread streams)
     cancel_action: str | None = None
     cancel_error: dict[str, str] | None = None
 
@@ -144,6 +145,9 @@ class RunManager:
     @property
     def me(self) -> str:
         return self.storage.instance_id
+        # Run observers (protocol v2): `run_started(execution)` returns a sink or None; a sink gets every
+        # `(event, data)` of the run and `finished(status, result)` once the outcome is stored.
+        self.observers: list[Any] = []
 
     # ------------------------------------------------------------------------------- lookup
     def executing(self, run_id: str) -> Execution | None:
@@ -176,6 +180,8 @@ class RunManager:
 
     async def forget_thread(self, thread_id: str) -> None:
         await self.bus.forget_thread(thread_id)
+        for observer in self.observers:
+            observer.forget(thread_id)
 
     # ------------------------------------------------------------------------------- submit
     async def submitted(self, run: Record, *, resumable: bool) -> RunHandle:
@@ -329,6 +335,7 @@ class RunManager:
                 attempt = run_attempt(run)
                 observed = observe.run_started(run)
                 log.append("metadata", serde.dumps({"run_id": run_id, "attempt": attempt}))
+                execution.sinks = [s for o in self.observers if (s := o.run_started(execution)) is not None]
                 config = observed.config(execution_config(kwargs["config"]))  # + the caller's token, never stored
                 graph_id = config["configurable"]["graph_id"]
                 async with asyncio.timeout(self.timeout):
@@ -341,6 +348,8 @@ class RunManager:
                         async for event, data in stream_graph(graph, graph_input, config, kwargs, mapper):
                             observed.saw(event)
                             log.append(event, data)
+                            for sink in execution.sinks:
+                                sink.event(event, data)
             status = "success"
             return "success", False, mapper.last_values if mapper.saw_values else None
         except asyncio.CancelledError:
@@ -380,6 +389,9 @@ class RunManager:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         self._executing.pop(execution.run_id, None)
+        if status != "pending":
+            for sink in execution.sinks:
+                sink.finished(status, result)
         self.bus.finish_run(execution.run_id, execution.thread_id, execution.log, result, final=status != "pending")
         if status != "pending":
             webhooks.notify_run_end(execution.run, status, result, webhooks.started_at(execution.log))  # if `webhook`

@@ -7,16 +7,22 @@
 //   POST /threads/{id}/runs/{run}/cancel         cancel the running run
 //   GET  /threads/{id}/runs/{run}/stream         join a running run again (Last-Event-ID)
 //
+// With "Protocol v2" chosen (the default) runs go through the thread-centric protocol instead:
+//   POST /threads/{id}/commands                  run.start, input.respond
+//   POST /threads/{id}/stream/events             the thread's events from just before the run (`since`)
+//
 // No framework and no build step: plain DOM code, fetch() and a small Server-Sent-Events parser.
 
 const STREAM_MODES = ["messages-tuple", "updates", "values"];
 const STORAGE_KEY = "robyn-playground";
 const INFLIGHT = new Set(["pending", "running"]);
+const V2_CHANNELS = ["messages", "values", "lifecycle", "input"];
+const V2_RUN_ENDS = new Set(["completed", "failed", "interrupted"]);
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   apiUrl: $("api-url"), token: $("token"), connection: $("connection"),
-  assistant: $("assistant"), newThread: $("new-thread"), threads: $("threads"), refreshThreads: $("refresh-threads"),
+  assistant: $("assistant"), transport: $("transport"), newThread: $("new-thread"), threads: $("threads"), refreshThreads: $("refresh-threads"),
   status: $("status"), transcript: $("transcript"),
   interrupt: $("interrupt"), interruptValue: $("interrupt-value"), interruptAnswer: $("interrupt-answer"),
   interruptReply: $("interrupt-reply"), interruptApprove: $("interrupt-approve"),
@@ -33,6 +39,10 @@ const state = {
   bubbles: new Map(),      // message id -> rendered element
   toolCalls: new Map(),    // "<message id>:<index>" -> {name, args, el}
   completeIds: new Set(),  // messages already shown complete (from thread state)
+  commandId: 0,            // protocol v2: id of the last command sent
+  v2Message: null,         // protocol v2: id of the message being streamed, and whether it is shown already
+  v2Skip: false,
+  v2Seq: null,             // protocol v2: seq of the last event seen
 };
 
 // ------------------------------------------------------------------ settings
@@ -369,7 +379,7 @@ function handleEvent(threadId, ev) {
 }
 
 async function finishRun(threadId) {
-  const runId = state.runId;
+  const runId = state.runId ?? (useV2() ? await latestRunId(threadId) : null);
   saveSettings({ active: null });
   const thread = await api("GET", `/threads/${threadId}`);
   const run = runId ? await api("GET", `/threads/${threadId}/runs/${runId}`) : null;
@@ -385,6 +395,121 @@ async function finishRun(threadId) {
   loadThreads().catch(() => {});
 }
 
+// ------------------------------------------------------------------ runs over protocol v2
+
+const useV2 = () => ui.transport.value !== "classic";
+
+async function command(threadId, method, params) {
+  state.commandId += 1;
+  const res = await api("POST", `/threads/${threadId}/commands`, { id: state.commandId, method, params });
+  if (res.type === "error") throw new Error(`${method}: ${res.error}: ${res.message}`);
+  return res;
+}
+
+// A command that starts a run (run.start, input.respond), then the thread's events from just before it.
+async function startRunV2(method, params) {
+  ui.transcript.dataset.lastRunStatus = "";  // at once, like the classic stream: the page is busy from here
+  setRunning(true);
+  if (!state.threadId) await newThread();
+  const threadId = state.threadId;
+  const res = await command(threadId, method, params);
+  state.runId = res.result?.run_id ?? null;
+  await followThreadV2(threadId, res.meta.applied_through_seq);
+}
+
+async function followThreadV2(threadId, since) {
+  const controller = new AbortController();
+  state.controller = controller;
+  state.lastValues = null;
+  state.v2Seq = since;
+  ui.transcript.dataset.lastRunStatus = "";
+  saveSettings({ active: { threadId, runId: state.runId, since, stream: "v2" } });
+  setRunning(true);
+  let retries = 0;
+  try {
+    for (;;) {
+      const res = await fetch(apiBase() + `/threads/${threadId}/stream/events`, {
+        method: "POST", headers: headers({ Accept: "text/event-stream" }), signal: controller.signal,
+        body: JSON.stringify({ channels: V2_CHANNELS, since: state.v2Seq }),
+      });
+      if (!res.ok) throw new Error(`POST /threads/${threadId}/stream/events: ${res.status} ${await errorDetail(res)}`);
+      try {
+        for await (const ev of readEvents(res)) {
+          if (handleEventV2(threadId, ev.data)) return;
+        }
+        return;
+      } catch (err) {
+        // The connection dropped mid-run: open the stream again after the last event seen.
+        if (controller.signal.aborted || retries >= 3) throw err;
+        retries += 1;
+        setStatus(`Connection lost; following thread ${threadId} again after event ${state.v2Seq}…`);
+      }
+    }
+  } finally {
+    controller.abort();  // ends the thread stream, which would otherwise stay open for the next run
+    if (state.controller === controller) state.controller = null;
+    // `interrupted` is announced while the run is still storing its state: wait for the run to end.
+    const runId = state.runId ?? (await latestRunId(threadId));
+    if (runId) await api("GET", `/threads/${threadId}/runs/${runId}/join`).catch(() => null);
+    setRunning(false);
+    await finishRun(threadId);
+  }
+}
+
+// One protocol event; true once the run has ended. Only the root graph's events are shown.
+function handleEventV2(threadId, event) {
+  if (!event || event.type !== "event") return false;
+  state.v2Seq = event.seq;
+  const { namespace, data } = event.params;
+  if (namespace.length) return false;
+  if (event.method === "messages") renderBlockEvent(data);
+  else if (event.method === "values") {
+    state.lastValues = data;
+    for (const msg of data?.messages ?? []) {
+      if (msg.type === "human" || (msg.id && (state.bubbles.has(msg.id) || state.completeIds.has(msg.id)))) continue;
+      renderMessage(msg);  // tool results, and messages that were not streamed
+    }
+  } else if (event.method === "lifecycle") {
+    if (data.event === "running") setStatus(`Run ${state.runId ?? ""} running on thread ${threadId}`);
+    if (data.event === "failed") notice(`Error: ${data.error}`, "error");
+    return V2_RUN_ENDS.has(data.event);
+  }
+  return false;
+}
+
+// A `messages` event: message-start, content-block-start/delta/finish, message-finish.
+function renderBlockEvent(data) {
+  if (data.event === "message-start") {
+    state.v2Message = data.id;
+    state.v2Skip = state.completeIds.has(data.id);  // shown whole from the thread state already
+    if (!state.v2Skip && !state.bubbles.has(data.id)) {
+      const bubble = addBubble(data.role === "ai" ? "ai" : data.role, "", data.id);
+      bubble.classList.add("streaming");
+      state.bubbles.set(data.id, bubble);
+    }
+    return;
+  }
+  const bubble = state.v2Skip ? null : state.bubbles.get(state.v2Message);
+  if (!bubble) return;
+  if (data.event === "content-block-start" && data.content?.type === "tool_call_chunk") {
+    showToolCall(state.v2Message, bubble, data.index, data.content.name, data.content.args);
+  } else if (data.event === "content-block-delta" && data.delta.type === "text-delta") {
+    bubble.querySelector(".text").textContent += data.delta.text;
+  } else if (data.event === "content-block-delta" && data.delta.type === "tool-call-delta") {
+    showToolCall(state.v2Message, bubble, data.index, null, data.delta.args);
+  } else if (data.event === "message-finish") {
+    bubble.classList.remove("streaming");
+  }
+  scrollDown();
+}
+
+async function latestRunId(threadId) {
+  const runs = await api("GET", `/threads/${threadId}/runs?limit=1`);
+  return runs[0]?.run_id ?? null;
+}
+
+// ------------------------------------------------------------------ sending
+
 async function sendMessage(text) {
   let body;
   if (text.startsWith("{")) {
@@ -393,7 +518,8 @@ async function sendMessage(text) {
   if (!body) body = { input: { messages: [{ role: "user", content: text }] } };
   addBubble("human", text);
   showInterrupts([]);
-  await startRun(body);
+  if (useV2()) await startRunV2("run.start", { assistant_id: ui.assistant.value, input: body.input });
+  else await startRun(body);
 }
 
 async function resume(value) {
@@ -401,20 +527,29 @@ async function resume(value) {
     ? Object.fromEntries(state.interrupts.map((i) => [i.id, value]))
     : value;
   notice(`resumed with ${JSON.stringify(value)}`);
+  const answered = state.interrupts;
   showInterrupts([]);
+  if (useV2()) {
+    const responses = answered.map((i) => ({ interrupt_id: i.id, namespace: [], response: value }));
+    await startRunV2("input.respond", { responses });
+    return;
+  }
   await startRun({ command: { resume: resumeValue } });
 }
 
 async function cancelRun() {
-  if (!state.threadId || !state.runId) return;
+  if (!state.threadId) return;
+  const runId = state.runId ?? (useV2() ? await latestRunId(state.threadId) : null);
+  if (!runId) return;
   ui.cancel.disabled = true;
-  setStatus(`Cancelling run ${state.runId}…`);
-  await api("POST", `/threads/${state.threadId}/runs/${state.runId}/cancel?action=interrupt`);
+  setStatus(`Cancelling run ${runId}…`);
+  await api("POST", `/threads/${state.threadId}/runs/${runId}/cancel?action=interrupt`);
 }
 
 // A run that was streaming when the page was closed or reloaded: show the thread and join it again.
 async function reconnect() {
   const { active } = loadSettings();
+  if (active?.stream === "v2" && active.threadId) return reconnectV2(active);
   if (!active?.threadId || !active?.runId) return false;
   let run;
   try {
@@ -433,6 +568,26 @@ async function reconnect() {
   // The page was rebuilt from the thread state: replay the run from its first event ("-") and skip the
   // messages that state already shows complete, so a half-streamed message is shown whole.
   await joinRun(active.threadId, active.runId, "-");
+  return true;
+}
+
+// Protocol v2: the thread's events again from just before the run, skipping messages the state shows whole.
+async function reconnectV2(active) {
+  let thread;
+  try {
+    thread = await openThread(active.threadId);
+  } catch {
+    saveSettings({ active: null });
+    return false;
+  }
+  if (thread.status !== "busy") {
+    saveSettings({ active: null });
+    return false;
+  }
+  ui.transport.value = "v2";
+  state.runId = active.runId ?? null;
+  notice(`reconnected to run ${active.runId ?? "on the thread"} (thread events after ${active.since})`);
+  await followThreadV2(active.threadId, active.since);
   return true;
 }
 
@@ -461,6 +616,7 @@ async function connect() {
 
 ui.connection.addEventListener("submit", (e) => { e.preventDefault(); connect().catch(fail); });
 ui.assistant.addEventListener("change", () => saveSettings({ assistantId: ui.assistant.value }));
+ui.transport.addEventListener("change", () => saveSettings({ transport: ui.transport.value }));
 ui.newThread.addEventListener("click", () => newThread().catch(fail));
 ui.refreshThreads.addEventListener("click", () => loadThreads().catch(fail));
 ui.cancel.addEventListener("click", () => cancelRun().catch(fail));
@@ -486,4 +642,5 @@ ui.interruptReply.addEventListener("click", () => {
 const saved = loadSettings();
 ui.apiUrl.value = saved.apiUrl || location.origin;
 ui.token.value = loadToken();
+ui.transport.value = saved.transport === "classic" ? "classic" : "v2";
 connect().catch(fail);

@@ -1,0 +1,1 @@
+"""Protocol v2: the thread-centric streaming protocol (`/threads/{id}/commands`, `/threads/{id}/stream/events`)."""

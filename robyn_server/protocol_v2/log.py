@@ -1,0 +1,160 @@
+"""The thread's protocol-v2 event log: every event of the thread's protocol runs, numbered by `seq`.
+
+One log per thread, shared by every stream on it: a reader replays what is kept after its `since` and then
+follows live events, between runs too. Readers are synchronous generators driven by Robyn's worker threads
+(like the run event logs), so they wait on a `threading.Condition`; everything ready leaves as one chunk.
+Frames are built once, at append time, for every reader.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from langgraph_sdk.stream.subscription import namespace_matches
+
+from robyn_server import serde
+from robyn_server.streaming.event_log import ReaderProgress
+from robyn_server.streaming.sse import HEARTBEAT
+
+# Event methods and the subscription channel each belongs to (`custom` gains `:name` when it has one).
+CHANNEL_OF = {
+    "values": "values",
+    "updates": "updates",
+    "checkpoints": "checkpoints",
+    "messages": "messages",
+    "tools": "tools",
+    "lifecycle": "lifecycle",
+    "tasks": "tasks",
+    "custom": "custom",
+    "input.requested": "input",
+}
+CHANNELS = frozenset(CHANNEL_OF.values())
+DEFAULT_MAX_EVENTS = 10_000  # the reference's replay buffer size
+
+
+def is_channel(name: object) -> bool:
+    return isinstance(name, str) and (name in CHANNELS or (name.startswith("custom:") and len(name) > 7))
+
+
+@dataclass(slots=True, frozen=True)
+class EventFilter:
+    """What one stream or subscription wants: channels, namespace prefixes and depth below them."""
+
+    channels: frozenset[str]
+    namespaces: list[list[str]] | None = None
+    depth: int | None = None
+
+    def matches(self, entry: ProtocolEntry) -> bool:
+        channel = entry.channel
+        if channel not in self.channels:
+            if not (channel.startswith("custom:") and "custom" in self.channels):
+                return False
+        if self.namespaces is None:
+            return True
+        return namespace_matches(list(entry.namespace), self.namespaces, self.depth)
+
+
+@dataclass(slots=True)
+class ProtocolEntry:
+    seq: int
+    channel: str
+    namespace: tuple[str, ...]
+    json: bytes
+    frame: bytes
+
+
+class ThreadEventLog:
+    def __init__(self, max_events: int = DEFAULT_MAX_EVENTS) -> None:
+        self.entries: list[ProtocolEntry] = []
+        self.first_seq = 1  # seq of entries[0]
+        self.last_seq = 0
+        self.closed = False
+        self.users = 0  # open readers and running runs: a log in use is never dropped from memory
+        self.max_events = max_events
+        self._epoch = str(int(time.time() * 1000)).encode()  # event ids differ from a previous process's
+        self._cond = threading.Condition()
+
+    def append(self, name: str, body: bytes) -> ProtocolEntry:
+        """Number and frame one event; `name` is `method|ns...`, `body` the JSON of `{"method", "params"}`."""
+        method, *namespace = name.split("|")
+        channel = CHANNEL_OF.get(method, method)
+        if method == "custom":
+            custom_name = (serde.loads(body).get("params", {}).get("data") or {}).get("name")
+            if isinstance(custom_name, str) and custom_name:
+                channel = f"custom:{custom_name}"
+        with self._cond:
+            seq = self.last_seq + 1
+            seq_bytes = str(seq).encode()
+            json = b'{"type":"event","event_id":"' + self._epoch + b"-" + seq_bytes + b'","seq":' + seq_bytes
+            json += b"," + body[1:]
+            frame = b"event: " + method.encode() + b"\r\ndata: " + json + b"\r\nid: " + seq_bytes + b"\r\n\r\n"
+            entry = ProtocolEntry(seq, channel, tuple(namespace), json, frame)
+            self.entries.append(entry)
+            self.last_seq = seq
+            if len(self.entries) > self.max_events:
+                drop = len(self.entries) - self.max_events + self.max_events // 10
+                del self.entries[:drop]
+                self.first_seq += drop
+            self._cond.notify_all()
+        return entry
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def since(self, after: int, wanted: EventFilter) -> list[ProtocolEntry]:
+        """Kept events after seq `after` that `wanted` selects."""
+        with self._cond:
+            start = max(0, after + 1 - self.first_seq)
+            return [e for e in self.entries[start:] if wanted.matches(e)]
+
+    def read(
+        self,
+        after: int,
+        wanted: EventFilter,
+        *,
+        heartbeat_seconds: float,
+        progress: ReaderProgress | None = None,
+    ) -> Iterator[bytes]:
+        """SSE chunks of the selected events after seq `after`, then live ones; heartbeats while idle. Ends
+        only when the log is closed (the thread was deleted)."""
+        progress = progress or ReaderProgress()
+        next_seq = after + 1
+        next_beat = time.monotonic() + heartbeat_seconds
+        with self._cond:
+            self.users += 1
+        try:
+            while True:
+                with self._cond:
+                    while next_seq > self.last_seq and not self.closed:
+                        remaining = next_beat - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        self._cond.wait(remaining)
+                    start = max(0, next_seq - self.first_seq)
+                    batch = self.entries[start:]
+                    next_seq = self.last_seq + 1
+                    closed = self.closed
+                chunk = b"".join(e.frame for e in batch if wanted.matches(e))
+                if chunk:
+                    progress.handed_at = time.monotonic()
+                    yield chunk
+                    progress.handed_at = None
+                if closed:
+                    return
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + heartbeat_seconds
+                    yield HEARTBEAT
+        finally:
+            with self._cond:
+                self.users -= 1
+            progress.done = True
+
+    def wait_after(self, seq: int, timeout: float) -> bool:
+        """Block until an event after `seq` exists or the log closes (for readers on other transports)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.last_seq > seq or self.closed, timeout)

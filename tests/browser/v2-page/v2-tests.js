@@ -1,0 +1,134 @@
+// Protocol-v2 scenarios run inside the page with the official JS SDK 1.15 (`client.threads.stream()`),
+// against the server on another origin. Each returns plain data; the Node driver (v2.mjs) asserts on it.
+import { Client } from "langgraph-sdk-1-15";
+
+const userMessage = (content) => ({ messages: [{ role: "user", content }] });
+const client = (apiUrl) => new Client({ apiUrl, apiKey: null });
+
+// Resolves with the first event `test` accepts, from every event the thread stream sees.
+function nextEvent(thread, test, what, ms = 30000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
+    const off = thread.onEvent((event) => {
+      if (!test(event)) return;
+      clearTimeout(timer);
+      off();
+      resolve(event);
+    });
+  });
+}
+
+const rootLifecycle = (phase) => (e) =>
+  e.method === "lifecycle" && e.params.namespace.length === 0 && e.params.data.event === phase;
+
+async function streamRun(apiUrl) {
+  const thread = client(apiUrl).threads.stream({ assistantId: "typing" });
+  const tokens = [];
+  const messages = (async () => {
+    for await (const message of thread.messages) {
+      for await (const text of message.text) tokens.push({ text, at: performance.now() });
+    }
+  })();
+  const completed = nextEvent(thread, rootLifecycle("completed"), "completed lifecycle");
+  const started = await thread.run.start({ input: userMessage("what is the weather in sf?") });
+  const output = await thread.output;
+  await completed;
+  await Promise.race([messages, new Promise((r) => setTimeout(r, 2000))]);
+  await thread.close();
+  return {
+    runId: started.run_id,
+    threadId: thread.threadId,
+    tokens,
+    types: output.messages.map((m) => m.type),
+    toolCall: output.messages[1].tool_calls?.[0]?.name,
+    toolResult: output.messages[2].content,
+    finalText: output.messages.at(-1).content.map((b) => b.text ?? "").join(""),
+  };
+}
+
+async function interruptResume(apiUrl) {
+  const sdk = client(apiUrl);
+  const thread = sdk.threads.stream({ assistantId: "interrupt" });
+  const requested = nextEvent(thread, (e) => e.method === "input.requested", "input.requested");
+  await thread.run.start({ input: { request: "deploy" } });
+  const event = await requested;
+  const completed = nextEvent(thread, rootLifecycle("completed"), "completed lifecycle after the answer");
+  await thread.input.respond({
+    interrupt_id: event.params.data.interrupt_id,
+    namespace: event.params.namespace,
+    response: "yes",
+  });
+  await completed;
+  const state = await sdk.threads.getState(thread.threadId);
+  await thread.close();
+  return { payload: event.params.data.payload, result: state.values.result };
+}
+
+async function failingRun(apiUrl) {
+  const thread = client(apiUrl).threads.stream({ assistantId: "fail" });
+  const failed = nextEvent(thread, rootLifecycle("failed"), "failed lifecycle");
+  await thread.run.start({ input: { count: 1 } });
+  const event = await failed;
+  let outputError = null;
+  try {
+    await thread.output;
+  } catch (err) {
+    outputError = String(err?.message ?? err);
+  }
+  await thread.close();
+  return { error: event.params.data.error, outputError };
+}
+
+// Robyn 0.88 cannot serve the WebSocket transport; the SDK must learn that at once, not hang.
+async function websocketRefused(apiUrl) {
+  const thread = client(apiUrl).threads.stream({ assistantId: "agent", transport: "websocket" });
+  const began = performance.now();
+  const failure = new Promise((resolve) => {
+    thread.onError((err) => resolve(String(err?.message ?? err)));
+    setTimeout(() => resolve(null), 20000);
+  });
+  const startError = await thread.run.start({ input: userMessage("hi") }).then(
+    () => null,
+    (err) => String(err?.message ?? err),
+  );
+  const error = startError ?? (await failure);
+  const elapsed = performance.now() - began;
+  await thread.close().catch(() => {});
+  return { error, elapsed };
+}
+
+// Start a long run and return once a few of its tokens arrived; the driver then reloads the page mid-run.
+async function startLongRun(apiUrl) {
+  const thread = client(apiUrl).threads.stream({ assistantId: "typing_long" });
+  let seen = 0;
+  const someTokens = nextEvent(
+    thread,
+    (e) => e.method === "messages" && e.params.data.delta?.type === "text-delta" && ++seen >= 3,
+    "the first tokens",
+  );
+  (async () => {
+    for await (const message of thread.messages) await message.text;
+  })();
+  await thread.run.start({ input: userMessage("a long answer please") });
+  await someTokens;
+  return { threadId: thread.threadId, seen };
+}
+
+// After the reload: attach to the thread by id, follow the rest of the run, read the answer it streamed.
+async function rejoinRun(apiUrl, threadId) {
+  const sdk = client(apiUrl);
+  const thread = sdk.threads.stream(threadId, { assistantId: "typing_long" });
+  const completed = nextEvent(thread, rootLifecycle("completed"), "completed lifecycle after the reload");
+  thread.startLifecycleWatcher();
+  const texts = [];
+  (async () => {
+    for await (const message of thread.messages) texts.push(await message.text);
+  })();
+  await completed;
+  const state = await sdk.threads.getState(threadId);
+  await thread.close();
+  return { streamed: texts, final: state.values.messages.at(-1).content.map((b) => b.text ?? "").join("") };
+}
+
+window.v2Tests = { streamRun, interruptResume, failingRun, websocketRefused, startLongRun, rejoinRun };
+document.getElementById("ready").textContent = "ready";
