@@ -129,6 +129,7 @@ class ThreadCommands:
         except ApiError as exc:
             code = "invalid_argument" if exc.status_code in (400, 422) else "unknown_error"
             raise CommandError(code, exc.detail)
+        handle.release()  # its events reach clients through the thread's protocol stream, not this handle
         return handle.run_id
 
     async def _run_start(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -154,9 +155,12 @@ class ThreadCommands:
         ids = await self._pending_interrupts()
         if ids:
             return ids
-        for handle in self.ctx.runs.inflight(self.thread_id):
+        for run in await self.ctx.runs.inflight_runs(self.thread_id):
+            handle = await self.ctx.runs.find(run)
+            if handle is None:
+                continue
             try:
-                await asyncio.wait_for(handle.done.wait(), INTERRUPT_SETTLE_SECONDS)
+                await asyncio.wait_for(self.ctx.runs.wait(handle), INTERRUPT_SETTLE_SECONDS)
             except TimeoutError:
                 break
         return await self._pending_interrupts()

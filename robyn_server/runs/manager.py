@@ -141,13 +141,13 @@ class RunManager:
         self._closing = False
         self.bus.on_cancel = self._on_cancel
         self.bus.on_wake = self.kick
+        # Run observers (protocol v2): `run_started(execution)` returns a sink or None; a sink gets every
+        # `(event, data)` of the run and `finished(status, result)` once the outcome is stored.
+        self.observers: list[Any] = []
 
     @property
     def me(self) -> str:
         return self.storage.instance_id
-        # Run observers (protocol v2): `run_started(execution)` returns a sink or None; a sink gets every
-        # `(event, data)` of the run and `finished(status, result)` once the outcome is stored.
-        self.observers: list[Any] = []
 
     # ------------------------------------------------------------------------------- lookup
     def executing(self, run_id: str) -> Execution | None:
