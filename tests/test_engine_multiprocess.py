@@ -329,3 +329,66 @@ def test_api_and_worker_roles(shared_env: dict[str, str]) -> None:
         except subprocess.TimeoutExpired:
             worker.kill()
         api.stop()
+
+
+class OwnRedis:
+    """A redis-server of this test's own on a free port, so it can be stopped without touching the shared one."""
+
+    def __init__(self) -> None:
+        import shutil
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OwnRedis:
+        import redis
+
+        self.proc = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+
+        def up() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+
+        wait_for(up, "redis-server to answer")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def test_redis_lost_while_serving_answers_503_and_recovers(shared_env: dict[str, str]) -> None:
+    own = OwnRedis().start()
+    server = ServerProcess(env={**shared_env, "REDIS_URL": own.url}).start()
+    run_body = {"assistant_id": SLOW, "input": {"delay": 0.01, "count": 0}}
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            tid = http.post("/threads", json={}).json()["thread_id"]
+            assert http.post(f"/threads/{tid}/runs/wait", json=run_body).json()["count"] == 3
+            own.stop()
+            refused = http.post(f"/threads/{tid}/runs/stream", json=run_body)
+            assert refused.status_code == 503, refused.text
+            assert "Redis" in refused.json()["detail"]
+            # nothing stored is lost: the thread, its state and its finished run are all still there
+            assert http.get(f"/threads/{tid}").json()["values"]["count"] == 3
+            runs = http.get(f"/threads/{tid}/runs").json()
+            assert [r["status"] for r in runs] == ["success"]
+            own.start()  # the same port: service resumes
+
+            def streams_again() -> Any:
+                resp = http.post(f"/threads/{tid}/runs/wait", json=run_body)
+                return resp.status_code == 200 and resp.json()
+
+            assert wait_for(streams_again, "runs to work again after Redis is back")["count"] == 3
+    finally:
+        server.stop()
+        own.stop()

@@ -204,7 +204,13 @@ class RunManager:
             return
         run, wake_at = await self.storage.run_start_next(thread_id, self.me, now())
         if run is not None:
-            await self._start(run)
+            try:
+                await self._start(run)
+            except BaseException:
+                # the bus failed (Redis away): hand the run back, so it starts once it can (upkeep kicks it)
+                self._executing.pop(run["run_id"], None)
+                await self.storage.run_update(run["run_id"], {"status": "pending", "updated_at": now()})
+                raise
         elif wake_at is not None:
             self._arm_timer(thread_id, wake_at)
 

@@ -113,6 +113,7 @@ async def create_run(
             "Cannot specify both configurable and context. Prefer setting context alone. Context was introduced "
             "in LangGraph 0.6.0 and is the long term planned replacement for configurable.",
         )
+    await ctx.runs.bus.check()  # with Redis away a run could not stream: 503 before anything is stored
     stateless = thread_id is None
     if stateless and body.command is not None and body.command.resume is not None:
         raise ApiError(400, "You must provide a thread_id when resuming.")

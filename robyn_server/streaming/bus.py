@@ -45,6 +45,9 @@ class EventBus:
     async def ping(self) -> dict[str, Any]:
         return {"bus": self.kind}
 
+    async def check(self) -> None:
+        """Raise when the bus cannot carry a new run's events (nothing to check in-process)."""
+
     # run streams --------------------------------------------------------------------------
     async def run_writer(self, run_id: str, resumable: bool, thread_id: str) -> EventLog:
         """The log the worker executing `run_id` appends to (created on first use)."""

@@ -112,6 +112,10 @@ class RedisBus(EventBus):
         await self._r.ping()
         return {"bus": self.kind}
 
+    async def check(self) -> None:
+        """A new run needs Redis for its events: with Redis away, refuse it (503) before anything is stored."""
+        await self._r.ping()
+
     # run streams: writing -----------------------------------------------------------------
     async def run_writer(self, run_id: str, resumable: bool, thread_id: str) -> EventLog:
         log = await super().run_writer(run_id, resumable, thread_id)
