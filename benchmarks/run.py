@@ -12,7 +12,7 @@ same graphs with `astream` and frames every event as SSE bytes with orjson: the 
 
 Targets: `inprocess`, `robyn` (this server, in-memory storage), its storage variants `robyn_sqlite` (a fresh
 SQLite file), `robyn_pg` (a fresh Postgres database at POSTGRES_ADMIN_DSN, dropped afterwards),
-`robyn_pg_redis` (plus `REDIS_URI`, BENCH_REDIS_URL) and `robyn_pg_redis_2p` (plus `--processes 2`), and
+`robyn_pg_redis` (plus `REDIS_URL`, BENCH_REDIS_URL) and `robyn_pg_redis_2p` (plus `--processes 2`), and
 `reference`. A variant the server cannot run yet (a CLI flag it rejects, a Redis it never talks to) is skipped
 with a message. Storage variants run `c50` and `rss` unless `--scenarios` names others; `rss` (server RSS after
 1,000 and 10,000 runs, bounded in time) runs on this server only. `cpu/run` counts the server's process tree
@@ -426,7 +426,7 @@ class Variant:
 
 
 # `robyn` is the in-memory server of earlier results; the others are the durable storage variants.
-# Redis is passed as the reference's `REDIS_URI`; the run checks Redis saw traffic (else the row is skipped),
+# Redis is passed as `REDIS_URL`; the run checks Redis saw traffic (else the row is skipped),
 # and flags the server does not know yet (`--processes`) make the variant skip with a message.
 VARIANTS: dict[str, Variant] = {
     "robyn": Variant("memory"),
@@ -482,7 +482,7 @@ class RobynTarget(ServerTarget):
             self.dbname = f"bench_{uuid.uuid4().hex[:12]}"
             env["DATABASE_URL"] = psycopg.conninfo.make_conninfo(ADMIN_DSN, dbname=self.dbname)
         if variant.redis:
-            env["REDIS_URI"] = REDIS_URL
+            env["REDIS_URL"] = REDIS_URL
         super().__init__(name, cmd, ROOT, env, port, WORK_DIR / "logs" / f"{name}.log")
         self.info["env"] = {k: v for k, v in env.items() if k != "DATABASE_URL"}
         self.info["storage"] = variant.storage
@@ -512,7 +512,7 @@ class RobynTarget(ServerTarget):
         if now_ is None:
             raise SkipTarget(f"Redis unreachable at {REDIS_URL}")
         if self.redis0 is not None and now_ - self.redis0 < 5:
-            raise SkipTarget("the server sent Redis no commands during warm-up (REDIS_URI not supported yet)")
+            raise SkipTarget("the server sent Redis no commands during warm-up (REDIS_URL not used)")
 
     async def stop(self) -> None:
         await super().stop()
