@@ -122,3 +122,46 @@ def test_sqlite_locked_mid_operation_is_503_and_recovers(tmp_path: Path) -> None
             assert http.patch(f"/threads/{tid}", json={"metadata": {"x": 2}}).json()["metadata"] == {"x": 2}
     finally:
         proc.stop()
+
+
+def test_run_end_is_recorded_after_the_database_comes_back(postgres_dsn: str) -> None:
+    """The database drops every connection while a run works and refuses new ones: the run cannot record its
+    end, retries until the database is back, and then ends with a final status on an idle (not busy) thread."""
+    dbname = postgres_dsn.rsplit("/", 1)[-1]
+    env = {
+        "ROBYN_SERVER_STORAGE": "postgres",
+        "DATABASE_URL": postgres_dsn,
+        "ROBYN_SERVER_DB_POOL_TIMEOUT_SECONDS": "1",
+    }
+    proc = ServerProcess(env=env).start()
+    try:
+        with httpx.Client(base_url=proc.url, timeout=30) as http:
+            tid = http.post("/threads", json={}).json()["thread_id"]
+            body = {"assistant_id": "slow", "input": {"delay": 1.0, "count": 0}}
+            rid = http.post(f"/threads/{tid}/runs", json=body).json()["run_id"]
+            deadline = time.monotonic() + 60
+            while http.get(f"/threads/{tid}/runs/{rid}").json()["status"] != "running":
+                assert time.monotonic() < deadline, "the run did not start"
+                time.sleep(0.05)
+            _allow_connections(dbname, False)
+            _terminate(dbname)
+            try:
+                deadline = time.monotonic() + 60
+                while "could not record the end of run" not in proc.log_path.read_text():
+                    assert time.monotonic() < deadline, "the end-of-run write never failed"
+                    time.sleep(0.1)
+            finally:
+                _allow_connections(dbname, True)
+            deadline = time.monotonic() + 60
+            while True:
+                run = http.get(f"/threads/{tid}/runs/{rid}")
+                thread = http.get(f"/threads/{tid}")
+                if run.status_code == 200 and run.json()["status"] not in ("pending", "running"):
+                    if thread.json()["status"] != "busy":
+                        break
+                assert time.monotonic() < deadline, f"run {run.text[:200]} / thread {thread.text[:200]}"
+                time.sleep(0.2)
+            assert run.json()["status"] in ("error", "success")
+    finally:
+        _allow_connections(dbname, True)
+        proc.stop()
