@@ -13,6 +13,7 @@ from robyn_server.openapi_spec import (
     JSON,
     OPERATIONS,
     PLAIN_TEXT_422,
+    PLAIN_TEXT_ERRORS,
     UUID_PARAMS,
     Op,
 )
@@ -23,7 +24,9 @@ ERROR_DESCRIPTIONS = {
     401: "Not authenticated (auth on)",
     403: "Forbidden by the auth policy (auth on)",
     404: "Not found",
+    406: "Not acceptable",
     409: "Conflict",
+    415: "Unsupported media type",
     413: "Request body too large",
     422: "Validation error",
     503: "Database unavailable, retry",
@@ -39,8 +42,9 @@ def _path_params(route_path: str) -> list[dict[str, Any]]:
     return params
 
 
-def _content(media: str, schema: dict[str, Any] | None) -> dict[str, Any]:
-    return {media: {"schema": schema if schema is not None else {}}}
+def _content(media: str | tuple[str, ...], schema: dict[str, Any] | None) -> dict[str, Any]:
+    medias = (media,) if isinstance(media, str) else media
+    return {m: {"schema": schema if schema is not None else {}} for m in medias}
 
 
 def _responses(method: str, route_path: str, op: Op) -> dict[str, Any]:
@@ -63,7 +67,9 @@ def _responses(method: str, route_path: str, op: Op) -> dict[str, Any]:
         entry = {"description": ERROR_DESCRIPTIONS[status], **error}
         if status == 401:
             entry["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
-        if status == 422 and (method, route_path) in PLAIN_TEXT_422:
+        if (status == 422 and (method, route_path) in PLAIN_TEXT_422) or status in PLAIN_TEXT_ERRORS.get(
+            (method, route_path), ()
+        ):
             entry = {**entry, "content": {**error["content"], "text/plain": {"schema": {"type": "string"}}}}
         responses[str(status)] = entry
     return responses

@@ -153,7 +153,7 @@ class Op:
         self,
         status: int = 200,
         schema: Schema | None = ANY,
-        media: str = JSON,
+        media: str | tuple[str, ...] = JSON,
         errors: tuple[int, ...] = (),
         params: tuple[dict[str, Any], ...] = (),
         body: Schema | None = None,
@@ -285,5 +285,23 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ),
 }
 
+OPERATIONS.update(
+    {
+        # Prometheus text by default, JSON with ?format=json (the reference's shapes)
+        ("GET", "/metrics"): Op(
+            schema={"type": ["string", "object"]},
+            media=("text/plain", JSON),
+            params=(query("format", {"enum": ["prometheus", "json"]}, "prometheus text (default) or JSON"),),
+        ),
+        # the official MCP transport answers a bad request itself, in plain text
+        ("POST", "/mcp"): Op(schema=OBJECT, errors=(400, 406, 415)),
+        # protocol v2: a malformed command envelope is a 400 carrying the protocol's own error envelope
+        ("POST", "/threads/:thread_id/commands"): Op(schema=OBJECT, also={400: OBJECT}),
+        ("POST", "/threads/:thread_id/stream/events"): Op(schema=SSE_EVENT, media=SSE, errors=(400,)),
+    }
+)
+
 # Bad store namespace labels get the reference's plain-text 422.
 PLAIN_TEXT_422 = {("PUT", "/store/items"), ("DELETE", "/store/items")}
+# Answers produced by libraries in plain text (status codes per operation).
+PLAIN_TEXT_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {("POST", "/mcp"): (400, 406, 415)}

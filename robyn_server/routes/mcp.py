@@ -22,6 +22,7 @@ from robyn_server import __version__
 from robyn_server.auth.authorize import authorize, filtered_search
 from robyn_server.context import ServerContext
 from robyn_server.custom_app import call_asgi
+from robyn_server.errors import ApiError
 from robyn_server.http import ApiRequest, Router
 from robyn_server.routes.assistants import graph_schemas
 from robyn_server.runs.service import create_run
@@ -160,6 +161,9 @@ def register(router: Router, ctx: ServerContext) -> McpEndpoint:
 
     async def mcp_endpoint(req: ApiRequest) -> Any:
         """MCP streamable HTTP: the assistants as tools (`initialize`, `tools/list`, `tools/call`)."""
+        content_type = (req.header("content-type") or "").split(";", 1)[0].strip().lower()
+        if content_type != "application/json":  # the MCP package would answer this without a content type
+            raise ApiError(415, "MCP requests must be JSON-RPC with Content-Type: application/json")
         return await call_asgi(endpoint.asgi, req.raw, stream=False)
 
     # stateless: no server-initiated stream (GET) and no session to end (DELETE), as in the reference
