@@ -149,11 +149,11 @@ class ThreadCommands:
         interrupts = (thread or {}).get("interrupts") or {}
         return {i["id"] for entries in interrupts.values() for i in entries if isinstance(i, dict) and "id" in i}
 
-    async def _settled_interrupts(self) -> set[str]:
+    async def _settled_interrupts(self, wanted: set[str]) -> set[str]:
         """Pending interrupt ids; while a run is still finishing (its `input.requested` may arrive before its
-        outcome is stored), wait for it first."""
+        outcome is stored, and the stored ones may still be an earlier run's), wait for it first."""
         ids = await self._pending_interrupts()
-        if ids:
+        if wanted <= ids:
             return ids
         for run in await self.ctx.runs.inflight_runs(self.thread_id):
             handle = await self.ctx.runs.find(run)
@@ -185,7 +185,7 @@ class ThreadCommands:
             resume[interrupt_id] = entry.get("response")
         if await self._thread() is None:
             raise CommandError("no_such_run", "No interrupted run is bound to this thread.")
-        pending = await self._settled_interrupts()
+        pending = await self._settled_interrupts(set(resume))
         for interrupt_id in resume:
             if interrupt_id not in pending:
                 raise CommandError("no_such_interrupt", f"Unknown or already-consumed interrupt: {interrupt_id}")

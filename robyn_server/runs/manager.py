@@ -425,17 +425,29 @@ class RunManager:
         if execution.cancel_action == "rollback":
             await self.storage.run_delete(run_id)
             await drop_run_checkpoints(self.storage.checkpointer, thread_id, run_id)
-        else:
-            await self.storage.run_update(run_id, {"status": status, "updated_at": now()})
         if execution.run["kwargs"].get("temporary"):
             await self.storage.thread_delete(thread_id)
-        else:
-            await self._finish_thread(
-                thread_id, error=errored and status == "error", result=result, cancel_error=execution.cancel_error
-            )
+            return
+        # The thread first (its values, interrupts and status), then the run: whoever sees the run ended also
+        # sees the thread as the run left it.
+        await self._finish_thread(
+            thread_id,
+            error=errored and status == "error",
+            result=result,
+            cancel_error=execution.cancel_error,
+            ending=run_id,
+        )
+        if execution.cancel_action != "rollback":
+            await self.storage.run_update(run_id, {"status": status, "updated_at": now()})
 
     async def _finish_thread(
-        self, thread_id: str, *, error: bool, result: Any, cancel_error: dict[str, str] | None
+        self,
+        thread_id: str,
+        *,
+        error: bool,
+        result: Any,
+        cancel_error: dict[str, str] | None,
+        ending: str | None = None,
     ) -> None:
         """The reference's joint status: busy while runs remain, else error, interrupted or idle."""
         thread = await self.storage.thread_get(thread_id)
@@ -449,7 +461,7 @@ class RunManager:
                 {t.id: [{"id": i.id, "value": i.value} for i in t.interrupts] for t in state.tasks if t.interrupts}
             )
             fields["state_updated_at"] = fields["updated_at"]
-        if await self.inflight_runs(thread_id):
+        if [r for r in await self.inflight_runs(thread_id) if r["run_id"] != ending]:  # runs other than the ending one
             fields["status"] = "busy"
         elif error:
             fields["status"] = "error"
