@@ -190,7 +190,8 @@ def check_shared_setup(args: argparse.Namespace) -> None:
         return
     what = f"--processes {args.processes}" if args.processes > 1 else f"--role {args.role}"
     missing = []
-    if default_storage(os.environ) != "postgres" or (args.storage not in (None, "postgres")):
+    storage = args.storage or default_storage(os.environ)
+    if storage != "postgres" or not (os.environ.get("DATABASE_URL") or "").strip():
         missing.append("DATABASE_URL=postgresql://... (Postgres storage)")
     if not (os.environ.get("REDIS_URL") or "").strip():
         missing.append("REDIS_URL=redis://...")
