@@ -86,6 +86,7 @@ class Execution:
     log: EventLog
     task: asyncio.Task[tuple[str, bool, Any]] | None = None
     supervisor: asyncio.Task[None] | None = None
+    finishing: bool = False  # the graph task ended: later cancels no longer change how the run is recorded
     sinks: list[Any] = field(default_factory=list)  # observers' per-run sinks (protocol v2 thread streams)
     cancel_action: str | None = None
     cancel_error: dict[str, str] | None = None
@@ -301,6 +302,8 @@ class RunManager:
             self._early_cancels[run_id] = (action, error, time.monotonic())
             self._forget_old_cancels()
             return
+        if execution.finishing:
+            return  # the graph is done and its outcome is being recorded: too late to change it
         if execution.cancel_action is None:
             execution.cancel_action, execution.cancel_error = action, error
         if execution.task is not None and not execution.task.done():
@@ -319,6 +322,7 @@ class RunManager:
         if execution.cancel_action is not None:
             execution.task.cancel()
         await asyncio.wait({execution.task})
+        execution.finishing = True
         if execution.task.cancelled():  # cancelled before it began: nothing ran
             status, errored, result = "interrupted", False, None
         else:
@@ -422,7 +426,8 @@ class RunManager:
             await self.storage.run_update(run_id, {"status": "pending", "kwargs": kwargs, "updated_at": now()})
             await self.storage.run_claim(run_id, self.me, None)  # type: ignore[arg-type]
             return
-        if execution.cancel_action == "rollback":
+        rollback = execution.cancel_action == "rollback"  # fixed from here on: see `finishing`
+        if rollback:
             await self.storage.run_delete(run_id)
             await drop_run_checkpoints(self.storage.checkpointer, thread_id, run_id)
         if execution.run["kwargs"].get("temporary"):
@@ -437,7 +442,7 @@ class RunManager:
             cancel_error=execution.cancel_error,
             ending=run_id,
         )
-        if execution.cancel_action != "rollback":
+        if not rollback:
             await self.storage.run_update(run_id, {"status": status, "updated_at": now()})
 
     async def _finish_thread(
