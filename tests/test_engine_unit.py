@@ -90,7 +90,10 @@ async def test_cancel_of_a_queued_run_interrupt_and_rollback(engine: RunManager)
     assert await engine.storage.run_get(dropped.run_id) is None
 
 
-async def test_cancel_while_the_outcome_is_recorded(engine: RunManager, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("action", ["interrupt", "rollback"])
+async def test_cancel_while_the_outcome_is_recorded(
+    engine: RunManager, monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
     tid = await _thread(engine)
     recording = asyncio.Event()
     release = asyncio.Event()
@@ -104,9 +107,10 @@ async def test_cancel_while_the_outcome_is_recorded(engine: RunManager, monkeypa
     monkeypatch.setattr(engine, "_record_end", slow_record)
     handle = await _run(engine, tid, delay=0.01)
     await asyncio.wait_for(recording.wait(), 30)
-    await engine.cancel(handle.run_id, "interrupt")  # lands while the end of the run is being written
+    await engine.cancel(handle.run_id, action)  # lands while the end of the run is being written
     release.set()
     await _settled(engine, tid)
+    # too late to change anything: the run succeeded and is recorded so (a late rollback once left it `running`)
     assert (await engine.storage.run_get(handle.run_id))["status"] == "success"
 
 
