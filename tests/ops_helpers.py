@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from tests.server import ROOT, ServerProcess
+from tests.waiting import wait_for  # noqa: F401 - re-exported for the ops tests
 
 T = TypeVar("T")
 AGENT_RUN = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "weather in sf?"}]}}
@@ -22,18 +21,6 @@ def json_lines(proc: ServerProcess) -> list[dict[str, Any]]:
         if line.startswith("{"):
             out.append(json.loads(line))  # every JSON-looking line must parse
     return out
-
-
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
-    """Poll `check` until it returns something truthy; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def log_lines_where(proc: ServerProcess, **fields: Any) -> list[dict[str, Any]]:

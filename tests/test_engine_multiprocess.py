@@ -12,9 +12,8 @@ import asyncio
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -22,6 +21,7 @@ import pytest
 from langgraph_sdk import get_client
 
 from tests.server import ROOT, TEST_CONFIG, ServerProcess, free_port
+from tests.waiting import wait_for, wait_for_async
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 FAST_UPKEEP = {"ROBYN_SERVER_HEARTBEAT_SECONDS": "0.3", "ROBYN_SERVER_INSTANCE_TIMEOUT_SECONDS": "3"}
@@ -64,28 +64,6 @@ def replicas(shared_env: dict[str, str]) -> Iterator[tuple[ServerProcess, Server
     finally:
         a.stop()
         b.stop()
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
-
-
-async def awaited(check: Callable[[], Any], what: str, deadline_seconds: float = 60.0) -> Any:
-    deadline = time.monotonic() + deadline_seconds
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 @pytest.fixture
@@ -152,10 +130,10 @@ async def test_cancel_on_b_stops_a_run_on_a(sdks: tuple[Any, Any]) -> None:
     a, b = sdks
     tid = (await a.threads.create())["thread_id"]
     run = await a.runs.create(tid, SLOW, input={"delay": 30, "count": 0})
-    await awaited(lambda: _status_is(a, tid, run["run_id"], "running"), "the run to start on A")
+    await wait_for_async(lambda: _status_is(a, tid, run["run_id"], "running"), "the run to start on A")
     await b.runs.cancel(tid, run["run_id"], wait=True)
     assert (await a.runs.get(tid, run["run_id"]))["status"] == "interrupted"
-    thread = await awaited(lambda: _thread_settled(a, tid), "the thread to leave busy")
+    thread = await wait_for_async(lambda: _thread_settled(a, tid), "the thread to leave busy")
     assert thread["status"] in ("idle", "interrupted")
 
 

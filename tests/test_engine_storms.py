@@ -7,31 +7,37 @@ thread must complete: a thread wedged by a lost run would never run again.
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Any
 
 import httpx
+
+from tests.waiting import wait_for_async
 
 SLOW = {"assistant_id": "slow", "input": {"delay": 0.05, "count": 1}}
 
 
-async def _settled(http: httpx.AsyncClient, thread_ids: list[str], deadline_seconds: float = 120.0) -> None:
+async def _settled(http: httpx.AsyncClient, thread_ids: list[str]) -> None:
     """Every thread leaves `busy` and has no in-flight run (a condition, with a generous deadline)."""
-    deadline = time.monotonic() + deadline_seconds
-    pending = set(thread_ids)
-    last: Any = None
-    while pending and time.monotonic() < deadline:
-        for tid in list(pending):
+
+    async def stuck() -> list[tuple[str, str, list[str]]]:
+        found = []
+        for tid in thread_ids:
             thread = (await http.get(f"/threads/{tid}")).json()
             runs = (await http.get(f"/threads/{tid}/runs", params={"limit": 100})).json()
             inflight = [r["run_id"] for r in runs if r["status"] in ("pending", "running")]
-            if thread["status"] != "busy" and not inflight:
-                pending.discard(tid)
-            else:
-                last = (tid, thread["status"], inflight)
-        if pending:
-            await asyncio.sleep(0.1)
-    assert not pending, f"{len(pending)} threads still busy or with in-flight runs, e.g. {last}"
+            if thread["status"] == "busy" or inflight:
+                found.append((tid, thread["status"], inflight))
+        return found
+
+    seen: list[tuple[str, str, list[str]]] = []
+
+    async def none_stuck() -> bool:
+        seen[:] = await stuck()
+        return not seen
+
+    try:
+        await wait_for_async(none_stuck, "every thread to leave busy with no in-flight run", deadline_seconds=120)
+    except AssertionError:
+        raise AssertionError(f"{len(seen)} threads still busy or with in-flight runs, e.g. {seen[:1]}")
 
 
 async def _new_run_completes(http: httpx.AsyncClient, thread_ids: list[str]) -> None:

@@ -18,6 +18,7 @@ from robyn_server.runs.manager import RunManager, now
 from robyn_server.runs.service import new_thread
 from robyn_server.storage.memory import MemoryStorage
 from tests.server import TEST_CONFIG
+from tests.waiting import wait_for_async
 
 
 @pytest.fixture
@@ -57,12 +58,11 @@ async def _run(manager: RunManager, tid: str, delay: float = 0.05, after: float 
 
 
 async def _settled(manager: RunManager, tid: str) -> None:
-    async with asyncio.timeout(60):
-        while True:
-            thread = await manager.storage.thread_get(tid)
-            if thread["status"] != "busy" and not await manager.inflight_runs(tid) and not manager._executing:
-                return
-            await asyncio.sleep(0.01)
+    async def settled() -> bool:
+        thread = await manager.storage.thread_get(tid)
+        return thread["status"] != "busy" and not await manager.inflight_runs(tid) and not manager._executing
+
+    await wait_for_async(settled, "the thread to settle with nothing in flight", every=0.01)
 
 
 async def test_cancel_before_the_task_starts(engine: RunManager) -> None:

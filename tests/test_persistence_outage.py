@@ -12,6 +12,7 @@ import psycopg
 from psycopg import sql
 
 from tests.server import ADMIN_DSN, ServerProcess
+from tests.waiting import wait_for
 
 AGENT_RUN = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "weather?"}]}}
 
@@ -139,28 +140,22 @@ def test_run_end_is_recorded_after_the_database_comes_back(postgres_dsn: str) ->
             tid = http.post("/threads", json={}).json()["thread_id"]
             body = {"assistant_id": "slow", "input": {"delay": 1.0, "count": 0}}
             rid = http.post(f"/threads/{tid}/runs", json=body).json()["run_id"]
-            deadline = time.monotonic() + 60
-            while http.get(f"/threads/{tid}/runs/{rid}").json()["status"] != "running":
-                assert time.monotonic() < deadline, "the run did not start"
-                time.sleep(0.05)
+            wait_for(lambda: http.get(f"/threads/{tid}/runs/{rid}").json()["status"] == "running", "the run to start")
             _allow_connections(dbname, False)
             _terminate(dbname)
             try:
-                deadline = time.monotonic() + 60
-                while "could not record the end of run" not in proc.log_path.read_text():
-                    assert time.monotonic() < deadline, "the end-of-run write never failed"
-                    time.sleep(0.1)
+                wait_for(lambda: "could not record the end of run" in proc.log_path.read_text(),
+                         "the end-of-run write to fail")  # fmt: skip
             finally:
                 _allow_connections(dbname, True)
-            deadline = time.monotonic() + 60
-            while True:
+
+            def ended() -> httpx.Response | None:
                 run = http.get(f"/threads/{tid}/runs/{rid}")
-                thread = http.get(f"/threads/{tid}")
-                if run.status_code == 200 and run.json()["status"] not in ("pending", "running"):
-                    if thread.json()["status"] != "busy":
-                        break
-                assert time.monotonic() < deadline, f"run {run.text[:200]} / thread {thread.text[:200]}"
-                time.sleep(0.2)
+                if run.status_code != 200 or run.json()["status"] in ("pending", "running"):
+                    return None
+                return run if http.get(f"/threads/{tid}").json()["status"] != "busy" else None
+
+            run = wait_for(ended, "the run to end and its thread to leave busy")
             assert run.json()["status"] in ("error", "success")
     finally:
         _allow_connections(dbname, True)

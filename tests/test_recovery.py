@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.server import ServerProcess
+from tests.waiting import wait_for
 
 FAST_UPKEEP = {"ROBYN_SERVER_HEARTBEAT_SECONDS": "0.3"}
 
@@ -24,17 +25,6 @@ def storage_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict
     else:
         dsn = request.getfixturevalue("postgres_dsn")
         yield {"ROBYN_SERVER_STORAGE": "postgres", "DATABASE_URL": dsn}
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def start_slow(http: httpx.Client, tid: str, delay: float, **extra: Any) -> str:

@@ -134,18 +134,21 @@ async def test_a_concurrent_reader_never_sees_an_empty_thread(
     for _ in range(5):
         thread_id, _, second = await two_runs(storage)
         await put_run(storage.checkpointer, thread_id, second, [5, 6, 7, 8])
-        done = asyncio.Event()
+        done, reading = asyncio.Event(), asyncio.Event()
 
-        async def read(thread_id: str = thread_id, done: asyncio.Event = done) -> None:
+        async def read(
+            thread_id: str = thread_id, done: asyncio.Event = done, reading: asyncio.Event = reading
+        ) -> None:
             nonlocal empty_reads, total_reads
             while not done.is_set():
                 found = await reader.checkpointer.aget_tuple(root(thread_id))
                 total_reads += 1
                 empty_reads += found is None
+                reading.set()
                 await asyncio.sleep(0)
 
         task = asyncio.create_task(read())
-        await asyncio.sleep(0.01)  # the reader is reading before the rewrite starts
+        await reading.wait()  # the reader is reading before the rewrite starts
         await rewrite(storage.checkpointer, thread_id, second)
         done.set()
         await task

@@ -18,6 +18,15 @@ function nextEvent(thread, test, what, ms = 30000) {
   });
 }
 
+// Resolves once `check()` holds, polling every 20 ms; rejects naming `what` after `ms`.
+async function until(check, what, ms = 30000) {
+  const deadline = performance.now() + ms;
+  while (!check()) {
+    if (performance.now() > deadline) throw new Error(`no ${what} within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 const rootLifecycle = (phase) => (e) =>
   e.method === "lifecycle" && e.params.namespace.length === 0 && e.params.data.event === phase;
 
@@ -33,7 +42,9 @@ async function streamRun(apiUrl) {
   const started = await thread.run.start({ input: userMessage("what is the weather in sf?") });
   const output = await thread.output;
   await completed;
-  await Promise.race([messages, new Promise((r) => setTimeout(r, 2000))]);
+  // every token of the final answer has arrived (a condition, not a fixed wait; nextEvent-style deadline)
+  const finalText = output.messages.at(-1).content.map((b) => b.text ?? "").join("");
+  await until(() => tokens.map((t) => t.text).join("").endsWith(finalText), "the last token of the answer");
   await thread.close();
   return {
     runId: started.run_id,
