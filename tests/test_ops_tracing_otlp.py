@@ -89,10 +89,15 @@ def test_tools_agent_model_call_continues_the_trace(traced: tuple[ServerProcess,
     sent = [c["traceparent"] for c in stub.calls if trace_id in c.get("traceparent", "")]
     assert len(sent) == 1, stub.calls
     outgoing_span = sent[0].split("-")[2]
-    spans = wait_for(
-        lambda: (s := receiver.trace(trace_id)) and any(x["span_id"] == outgoing_span for x in s) and s,
-        "the outgoing call's client span",
-    )
+
+    def arrived() -> list[dict] | None:
+        spans = receiver.trace(trace_id)
+        has_client = any(s["span_id"] == outgoing_span for s in spans)
+        has_run = any(s["name"].startswith("run ") for s in spans)
+        return spans if has_client and has_run else None
+
+    # The batch exporter may deliver the client span and the run span in different batches.
+    spans = wait_for(arrived, "the outgoing call's client span and the run span")
     (client,) = [s for s in spans if s["span_id"] == outgoing_span]
     assert client["kind"] == CLIENT  # the httpx span whose id went out in traceparent
     (run,) = [s for s in spans if s["name"].startswith("run ")]
