@@ -117,15 +117,15 @@ async def test_cancel_while_the_outcome_is_recorded(
 async def test_end_of_run_write_is_retried_until_it_lands(engine: RunManager, monkeypatch: pytest.MonkeyPatch) -> None:
     tid = await _thread(engine)
     failures = {"left": 2}
-    original = engine.storage.run_update
+    original = engine.storage.run_finish
 
-    async def flaky_update(run_id: str, fields: dict[str, Any]) -> Any:
-        if fields.get("status") == "success" and failures["left"]:
+    async def flaky_finish(thread_id: str, run_id: str, thread_fields: Any, run_fields: Any) -> None:
+        if (run_fields or {}).get("status") == "success" and failures["left"]:
             failures["left"] -= 1
             raise ConnectionError("database went away")
-        return await original(run_id, fields)
+        await original(thread_id, run_id, thread_fields, run_fields)
 
-    monkeypatch.setattr(engine.storage, "run_update", flaky_update)
+    monkeypatch.setattr(engine.storage, "run_finish", flaky_finish)
     handle = await _run(engine, tid, delay=0.01)
     await _settled(engine, tid)
     assert failures["left"] == 0

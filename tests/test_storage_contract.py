@@ -488,6 +488,41 @@ async def test_run_list_by_status(storage: Storage) -> None:
     assert ids(await storage.run_list_by_status(["running"]), "run_id") == []
 
 
+async def test_run_inflight_is_the_threads_pending_and_running_runs_oldest_first(storage: Storage) -> None:
+    tid = uid()
+    runs = [run(tid, status=s, created=c) for s, c in [("pending", 3), ("success", 0), ("running", 1), ("pending", 2)]]
+    for r in [*runs, run(uid(), status="pending")]:
+        await storage.run_put(r)
+    assert ids(await storage.run_inflight(tid), "run_id") == ids([runs[2], runs[3], runs[0]], "run_id")
+    assert await storage.run_inflight(uid()) == []
+
+
+async def test_run_finish_sets_thread_and_run_in_one_step(storage: Storage) -> None:
+    t = thread(status="busy")
+    await storage.thread_put(t)
+    ending = run(t["thread_id"], status="running")
+    await storage.run_put(ending)
+    await storage.run_finish(
+        t["thread_id"], ending["run_id"], {"status": "idle", "values": {"x": 1}}, {"status": "success"}
+    )
+    assert await storage.thread_get(t["thread_id"]) == {**t, "status": "idle", "values": {"x": 1}}
+    assert (await storage.run_get(ending["run_id"]))["status"] == "success"
+
+
+async def test_run_finish_keeps_the_thread_busy_while_another_run_waits(storage: Storage) -> None:
+    t = thread(status="busy")
+    await storage.thread_put(t)
+    ending, queued = run(t["thread_id"], status="running"), run(t["thread_id"], status="pending", created=1)
+    await storage.run_put(ending)
+    await storage.run_put(queued)  # created while `ending` was recording its outcome
+    await storage.run_finish(t["thread_id"], ending["run_id"], {"status": "idle", "values": {"x": 2}}, None)
+    assert await storage.thread_get(t["thread_id"]) == {**t, "status": "busy", "values": {"x": 2}}
+    assert (await storage.run_get(ending["run_id"]))["status"] == "running"  # None leaves the run alone
+    # A missing thread (a temporary run's thread deleted meanwhile) still records the run.
+    await storage.run_finish(uid(), queued["run_id"], {"status": "idle"}, {"status": "interrupted"})
+    assert (await storage.run_get(queued["run_id"]))["status"] == "interrupted"
+
+
 # checkpointer and store --------------------------------------------------------------------
 async def test_checkpointer_put_get(storage: Storage) -> None:
     tid = uid()

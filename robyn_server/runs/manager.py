@@ -165,13 +165,7 @@ class RunManager:
 
     async def inflight_runs(self, thread_id: str) -> list[Record]:
         """The thread's `pending` and `running` runs, oldest first, wherever they execute."""
-        runs = [
-            run
-            for status in INFLIGHT
-            for run in await self.storage.run_list(thread_id, limit=10_000, offset=0, status=status)
-        ]
-        runs.sort(key=lambda r: r["created_at"])
-        return runs
+        return await self.storage.run_inflight(thread_id)
 
     async def thread_log(self, thread_id: str) -> EventLog:
         return await self.bus.thread_reader(thread_id)
@@ -268,7 +262,7 @@ class RunManager:
             if (stopped.get("kwargs") or {}).get("temporary"):
                 await self.storage.thread_delete(stopped["thread_id"])
             else:
-                await self._finish_thread(stopped["thread_id"], error=False, result=None, cancel_error=error)
+                await self._finish_thread(stopped["thread_id"], run_id, error=False, result=None, cancel_error=error)
             await self.kick(stopped["thread_id"])
             return True
         run = await self.storage.run_get(run_id)
@@ -433,30 +427,32 @@ class RunManager:
         if execution.run["kwargs"].get("temporary"):
             await self.storage.thread_delete(thread_id)
             return
-        # The thread first (its values, interrupts and status), then the run: whoever sees the run ended also
-        # sees the thread as the run left it.
+        # The thread (its values, interrupts and status) and the run in one step: whoever sees the run ended
+        # also sees the thread as the run left it.
         await self._finish_thread(
             thread_id,
+            run_id,
             error=errored and status == "error",
             result=result,
             cancel_error=execution.cancel_error,
-            ending=run_id,
+            run_fields=None if rollback else {"status": status, "updated_at": now()},
         )
-        if not rollback:
-            await self.storage.run_update(run_id, {"status": status, "updated_at": now()})
 
     async def _finish_thread(
         self,
         thread_id: str,
+        ending: str,
         *,
         error: bool,
         result: Any,
         cancel_error: dict[str, str] | None,
-        ending: str | None = None,
+        run_fields: dict[str, Any] | None = None,
     ) -> None:
-        """The reference's joint status: busy while runs remain, else error, interrupted or idle."""
+        """The reference's joint status: busy while runs remain (storage decides that under the thread's lock,
+        so a run created meanwhile counts), else error, interrupted or idle."""
         thread = await self.storage.thread_get(thread_id)
         if thread is None:
+            await self.storage.run_finish(thread_id, ending, {}, run_fields)
             return
         fields: dict[str, Any] = {"updated_at": now()}
         state = await self.thread_state(thread)
@@ -466,9 +462,7 @@ class RunManager:
                 {t.id: [{"id": i.id, "value": i.value} for i in t.interrupts] for t in state.tasks if t.interrupts}
             )
             fields["state_updated_at"] = fields["updated_at"]
-        if [r for r in await self.inflight_runs(thread_id) if r["run_id"] != ending]:  # runs other than the ending one
-            fields["status"] = "busy"
-        elif error:
+        if error:
             fields["status"] = "error"
         elif state is not None and state.next:
             fields["status"] = "interrupted"
@@ -480,7 +474,7 @@ class RunManager:
             fields["error"] = cancel_error
         elif "error" in thread or state is not None:
             fields["error"] = None
-        await self.storage.thread_update(thread_id, fields)
+        await self.storage.run_finish(thread_id, ending, fields, run_fields)
 
     async def thread_state(self, thread: Record) -> Any:
         """The thread's latest StateSnapshot, or None when it never ran a graph."""

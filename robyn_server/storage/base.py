@@ -200,6 +200,19 @@ class Storage(ABC):
     async def run_cancel_pending(self, run_id: str, fields: dict[str, Any] | None) -> Record | None:
         """If the run is still `pending`: set `fields` on it (None deletes it) and return it, else None."""
 
+    @abstractmethod
+    async def run_inflight(self, thread_id: str) -> list[Record]:
+        """The thread's `pending` and `running` runs, oldest first, in one query."""
+
+    @abstractmethod
+    async def run_finish(
+        self, thread_id: str, run_id: str, thread_fields: dict[str, Any], run_fields: dict[str, Any] | None
+    ) -> None:
+        """In one transaction that locks the thread: set `thread_fields` on the thread, with `status` `busy`
+        instead when a `pending` or `running` run other than `run_id` remains (one created meanwhile included),
+        then `run_fields` on the run (None leaves it alone). So a run's end never marks a thread idle that has
+        another run to do, and whoever sees the run ended sees the thread as the run left it."""
+
     # run ownership (crash recovery) -------------------------------------------------------
     @abstractmethod
     async def run_list_inflight(self) -> list[tuple[Record, str | None]]:

@@ -229,6 +229,24 @@ class MemoryStorage(MemoryCrons, Storage):
             found.update(fields)
         return dict(found)
 
+    async def run_inflight(self, thread_id: str) -> list[Record]:
+        runs = [dict(r) for r in self._thread_runs(thread_id) if r["status"] in ("pending", "running")]
+        runs.sort(key=lambda r: r["created_at"])
+        return runs
+
+    async def run_finish(
+        self, thread_id: str, run_id: str, thread_fields: dict[str, Any], run_fields: dict[str, Any] | None
+    ) -> None:
+        thread = self._threads.get(thread_id)
+        if thread is not None:
+            thread.update(thread_fields)
+            others = (r for r in self._thread_runs(thread_id) if r["run_id"] != run_id)
+            if any(r["status"] in ("pending", "running") for r in others):
+                thread["status"] = "busy"
+        run = self._runs.get(run_id)
+        if run is not None and run_fields is not None:
+            run.update(run_fields)
+
     # run ownership ------------------------------------------------------------------------
     async def run_list_inflight(self) -> list[tuple[Record, str | None]]:
         inflight = [r for r in self._runs.values() if r["status"] in ("pending", "running")]

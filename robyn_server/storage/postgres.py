@@ -592,6 +592,31 @@ class PostgresStorage(PostgresCrons, Storage):
                 await self._upsert(conn, "runs", RUNS, found[0])
             return found[0]
 
+    async def run_inflight(self, thread_id: str) -> list[Record]:
+        async with self._pool_or_fail.connection() as conn:
+            return await self._inflight_runs(conn, thread_id)
+
+    async def run_finish(
+        self, thread_id: str, run_id: str, thread_fields: dict[str, Any], run_fields: dict[str, Any] | None
+    ) -> None:
+        async with self._pool_or_fail.connection() as conn, conn.transaction():
+            thread = await self._lock_thread(conn, thread_id)
+            if thread is not None:
+                thread.update(thread_fields)
+                cur = await conn.execute(
+                    "SELECT 1 FROM runs WHERE thread_id = %s AND run_id <> %s AND status IN ('pending', 'running') "
+                    "LIMIT 1",
+                    (thread_id, run_id),
+                )
+                if await cur.fetchone() is not None:
+                    thread["status"] = "busy"
+                await self._upsert(conn, "threads", THREADS, thread)
+            if run_fields is not None:
+                found = await self._fetch(conn, RUNS, sql.SQL("SELECT * FROM runs WHERE run_id = %s FOR UPDATE"),
+                                          [run_id])  # fmt: skip
+                if found:
+                    await self._upsert(conn, "runs", RUNS, {**found[0], **run_fields})
+
     # run ownership ------------------------------------------------------------------------
     async def run_list_inflight(self) -> list[tuple[Record, str | None]]:
         async with self._pool_or_fail.connection() as conn:

@@ -44,6 +44,11 @@ from robyn_server.storage.sqlite_update import in_place_update
 
 T = TypeVar("T")
 
+INFLIGHT_OF_THREAD = (
+    "SELECT * FROM runs WHERE thread_id = ? AND status IN ('pending', 'running') ORDER BY created_at, seq"
+)
+OTHER_INFLIGHT = "SELECT 1 FROM runs WHERE thread_id = ? AND run_id <> ? AND status IN ('pending', 'running') LIMIT 1"
+
 _COMMON = "seq INTEGER PRIMARY KEY AUTOINCREMENT"
 
 # Earlier versions stored the caller's bearer token in each run's config and LangGraph copied it into checkpoint
@@ -581,11 +586,7 @@ class SqliteStorage(SqliteCrons, Storage):
     # Each step is one BEGIN IMMEDIATE transaction: SQLite serialises it against every other writer, in this
     # process and in any other process on the same file.
     async def _inflight_runs(self, thread_id: str) -> list[Record]:
-        return await self._fetch(
-            RUNS,
-            "SELECT * FROM runs WHERE thread_id = ? AND status IN ('pending', 'running') ORDER BY created_at, seq",
-            (thread_id,),
-        )
+        return await self._fetch(RUNS, INFLIGHT_OF_THREAD, (thread_id,))
 
     async def run_create(
         self, run: Record, thread_metadata: dict[str, Any], thread_fields: dict[str, Any], *, reject: bool
@@ -624,6 +625,25 @@ class SqliteStorage(SqliteCrons, Storage):
                 found.update(fields)
                 await self._upsert("runs", RUNS, found)
             return found
+
+    async def run_inflight(self, thread_id: str) -> list[Record]:
+        return await self._read(RUNS, INFLIGHT_OF_THREAD, (thread_id,))
+
+    async def run_finish(
+        self, thread_id: str, run_id: str, thread_fields: dict[str, Any], run_fields: dict[str, Any] | None
+    ) -> None:
+        def finish(db: sqlite3.Connection) -> None:
+            row = db.execute("SELECT * FROM threads WHERE thread_id = ?", (thread_id,)).fetchone()
+            if row is not None:
+                thread = {**self._record(THREADS, row), **thread_fields}
+                if db.execute(OTHER_INFLIGHT, (thread_id, run_id)).fetchone() is not None:
+                    thread["status"] = "busy"
+                db.execute(*self._upsert_statement("threads", THREADS, thread))
+            row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is not None and run_fields is not None:
+                db.execute(*self._upsert_statement("runs", RUNS, {**self._record(RUNS, row), **run_fields}))
+
+        await self._atomic(finish)
 
     # run ownership ------------------------------------------------------------------------
     async def run_list_inflight(self) -> list[tuple[Record, str | None]]:
