@@ -3,7 +3,8 @@
 Two replicas on separate ports (A and B) share a fresh database and a Redis key prefix of their own; the
 official `langgraph_sdk` drives them: streams joined and resumed across processes, thread streams, cancels
 that cross processes, `reject` and `enqueue` races, a SIGKILLed worker whose run another process resumes, and
-a SIGTERM drain. `--processes 2` and the start-up checks are covered at the end.
+a SIGTERM drain; three replicas on one database and Redis. `--processes 2` and the start-up checks are covered
+at the end.
 """
 
 from __future__ import annotations
@@ -179,6 +180,49 @@ async def test_enqueue_keeps_order_across_processes(sdks: tuple[Any, Any]) -> No
         if rid and (not order or order[-1] != rid):
             order.append(rid)
     assert order == [r["run_id"] for r in made]
+
+
+async def _values(stream: Any) -> list[Any]:
+    return [part.data["count"] async for part in stream if part.event == "values"]
+
+
+async def test_three_replicas_behave_as_one(shared_env: dict[str, str]) -> None:
+    """Each replica's run is streamed on a second and waited for on a third; a cancel sent to one replica
+    stops a run executing on another while the third waits for it; `reject` raced on all three accepts one."""
+    servers = [ServerProcess(env=shared_env).start() for _ in range(3)]
+    try:
+        clients = [get_client(url=s.url) for s in servers]
+        for i, origin in enumerate(clients):
+            streamer, waiter = clients[(i + 1) % 3], clients[(i + 2) % 3]
+            tid = (await origin.threads.create())["thread_id"]
+            run = await origin.runs.create(tid, SLOW, input={"delay": 0.2, "count": 0}, stream_mode=["values"],
+                                           stream_resumable=True)  # fmt: skip
+            streamed, waited = await asyncio.gather(
+                _values(streamer.runs.join_stream(tid, run["run_id"], stream_mode=["values"])),
+                waiter.runs.join(tid, run["run_id"]),
+            )
+            assert streamed[-1] == 3 and waited["count"] == 3, (i, streamed, waited)
+
+        a, b, c = clients
+        tid = (await a.threads.create())["thread_id"]
+        run = await a.runs.create(tid, SLOW, input={"delay": 30, "count": 0})
+        await wait_for_async(lambda: _status_is(b, tid, run["run_id"], "running"), "the run to start on A")
+        waiting = asyncio.create_task(b.runs.join(tid, run["run_id"]))
+        await c.runs.cancel(tid, run["run_id"], wait=True)
+        await asyncio.wait_for(waiting, 60)
+        assert (await b.runs.get(tid, run["run_id"]))["status"] == "interrupted"
+        await wait_for_async(lambda: _thread_settled(c, tid), "the thread to leave busy")
+
+        body = {"assistant_id": SLOW, "input": {"delay": 0.01, "count": 2}, "multitask_strategy": "reject"}
+        for _ in range(10):
+            tid = (await a.threads.create())["thread_id"]
+            answers = await asyncio.gather(
+                *(client.http.client.post(f"/threads/{tid}/runs", json=body) for client in clients)
+            )
+            assert sorted(r.status_code for r in answers) == [200, 409, 409], [r.text for r in answers]
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def test_sigkill_of_the_worker_resumes_the_run_elsewhere(replicas: tuple[ServerProcess, ServerProcess]) -> None:
