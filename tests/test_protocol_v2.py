@@ -365,8 +365,9 @@ async def answer(socket: Any, command_id: Any) -> tuple[dict[str, Any], list[dic
             return frame, events
 
 
-async def socket_events(socket: Any, until: Any) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
+async def socket_events(socket: Any, until: Any, events: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Event frames (after `events`, those already read) until `until(events)` holds."""
+    events = list(events or [])
     while not until(events):
         frame = json.loads(await asyncio.wait_for(socket.recv(), DEADLINE))
         if frame["type"] == "event":
@@ -375,28 +376,35 @@ async def socket_events(socket: Any, until: Any) -> list[dict[str, Any]]:
 
 
 async def test_websocket_commands_and_subscriptions(base_url: str) -> None:
-    """Commands over the socket (as the JS SDK sends them): a subscription, then `run.start`; a later subscription
-    replays the kept events it selects, `reconnect` only those after `since`; bad frames get error answers."""
+    """Commands over the socket (as the JS SDK sends them): a subscription, `run.start`, `input.respond` for the
+    interrupt the run stops at; a later subscription replays the kept events it selects, `reconnect` only those
+    after `since`; bad frames get error answers."""
     thread_id = str(uuid.uuid4())
     async with websockets.connect(socket_url(base_url, thread_id), open_timeout=DEADLINE) as socket:
-        lifecycle = {"channels": ["lifecycle"]}
-        await socket.send(json.dumps({"id": 1, "method": "subscription.subscribe", "params": lifecycle}))
+        watch = {"channels": ["lifecycle", "input"]}
+        await socket.send(json.dumps({"id": 1, "method": "subscription.subscribe", "params": watch}))
         subscribed, _ = await answer(socket, 1)
         assert subscribed["type"] == "success" and subscribed["result"]["replayed_events"] == 0
-        start = {"assistant_id": "agent", "input": AGENT_INPUT}
+        start = {"assistant_id": "interrupt", "input": {"request": "deploy"}}
         await socket.send(json.dumps({"id": 2, "method": "run.start", "params": start}))
-        assert uuid.UUID((await answer(socket, 2))[0]["result"]["run_id"])
-        live = await socket_events(socket, terminal())
-        assert [e["params"]["data"]["event"] for e in live if not e["params"]["namespace"]][-1] == "completed"
-        assert {e["method"] for e in live} == {"lifecycle"}
+        started, early = await answer(socket, 2)
+        assert uuid.UUID(started["result"]["run_id"])
+        paused = await socket_events(socket, paused_for_input, early)
+        requested = next(e for e in paused if e["method"] == "input.requested")
+        respond = {"interrupt_id": requested["params"]["data"]["interrupt_id"], "response": "yes"}
+        await socket.send(json.dumps({"id": 3, "method": "input.respond", "params": respond}))
+        responded, early = await answer(socket, 3)
+        assert responded["result"] == {}
+        resumed = await socket_events(socket, terminal(), early)
+        assert {e["method"] for e in paused + resumed} == {"lifecycle", "input.requested"}
 
-        await socket.send(json.dumps({"id": 3, "method": "subscription.subscribe", "params": {"channels": ["values"]}}))
-        done, replayed = await answer(socket, 3)
+        await socket.send(json.dumps({"id": 4, "method": "subscription.subscribe", "params": {"channels": ["values"]}}))
+        done, replayed = await answer(socket, 4)
         assert done["result"]["replayed_events"] == len(replayed) > 1 and {e["method"] for e in replayed} == {"values"}
-        assert replayed[-1]["params"]["data"]["messages"][-1]["content"][0]["text"] == ANSWER
+        assert replayed[-1]["params"]["data"]["result"] == "deploy -> yes"
         reconnect = {"channels": ["values"], "since": replayed[0]["seq"]}
-        await socket.send(json.dumps({"id": 4, "method": "subscription.reconnect", "params": reconnect}))
-        done, again = await answer(socket, 4)
+        await socket.send(json.dumps({"id": 5, "method": "subscription.reconnect", "params": reconnect}))
+        done, again = await answer(socket, 5)
         assert [e["event_id"] for e in again] == [e["event_id"] for e in replayed[1:]]
         assert done["result"]["replayed_events"] == len(again)
 
@@ -407,8 +415,8 @@ async def test_websocket_commands_and_subscriptions(base_url: str) -> None:
             "error": "invalid_argument",
             "message": "Protocol commands must be valid JSON.",
         }
-        await socket.send(json.dumps({"id": "five", "method": "run.start"}))
-        assert (await answer(socket, "five"))[0]["error"] == "invalid_argument"
+        await socket.send(json.dumps({"id": "six", "method": "run.start"}))
+        assert (await answer(socket, "six"))[0]["error"] == "invalid_argument"
         await socket.send(json.dumps({"id": 6, "method": "state.teleport"}))
         assert (await answer(socket, 6))[0]["error"] == "unknown_command"
         unknown = {"subscription_id": "x"}
