@@ -211,6 +211,6 @@ def test_guard_can_be_switched_off() -> None:
         with websockets.sync.client.connect(url, open_timeout=30) as ws:
             frame = json.loads(ws.recv(timeout=30))
         assert frame["type"] == "error" and frame["id"] is None and frame["error"] == "not_supported"
-        assert "request guard" in frame["message"]
+        assert "request guard" in frame["message"] and "Use the SSE transport" in frame["message"]
     finally:
         server.stop()
