@@ -333,6 +333,8 @@ class RequestGuard:
             await socket_.serve(head.raw)
         except (ConnectionError, OSError, asyncio.IncompleteReadError, TimeoutError):
             pass  # the client went away
+        except Refusal:
+            raise
         except Exception:
             logger.exception("protocol WebSocket on %s failed", head.path)
 

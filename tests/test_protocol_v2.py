@@ -429,6 +429,10 @@ async def test_websocket_commands_and_subscriptions(base_url: str) -> None:
         async with websockets.connect(socket_url(base_url, "not-a-uuid"), open_timeout=DEADLINE) as socket:
             await asyncio.wait_for(socket.recv(), DEADLINE)
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4422, "Invalid thread ID: must be a UUID")
+    async with httpx.AsyncClient(base_url=base_url, timeout=DEADLINE) as http:
+        no_key = await http.get(f"/threads/{thread_id}/stream/events", headers={"connection": "upgrade",
+                                                                                 "upgrade": "websocket"})  # fmt: skip
+    assert no_key.status_code == 400 and no_key.json() == {"detail": "missing Sec-WebSocket-Key header."}
 
 
 async def test_websocket_refusals_close_with_the_status_and_reason(auth_server: ServerProcess) -> None:

@@ -35,6 +35,7 @@ from websockets.frames import Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from robyn_server.guard import Refusal
 from robyn_server.protocol_v2.commands import CommandError, envelope_error, error, parse_filter
 from robyn_server.protocol_v2.log import CHANNELS, DEFAULT_MAX_EVENTS, EventFilter, ProtocolEntry, channel_of
 
@@ -163,11 +164,9 @@ class ProtocolSocket:
         proto.receive_data(head)
         request = next(iter(proto.events_received()), None)
         response = proto.accept(request) if request is not None else proto.reject(400, "Malformed handshake\n")
-        if response.status_code != 101:
-            proto.send_response(response)
-            self.flush()
-            await self.writer.drain()
-            return
+        if response.status_code != 101:  # answered as JSON, like every refusal of the guard
+            detail = response.body.decode(errors="replace").strip()
+            raise Refusal(response.status_code, detail.removeprefix("Failed to open a WebSocket connection: "))
         events, refusal = await self.open_upstream()
         proto.send_response(response)
         self.flush()
@@ -253,7 +252,8 @@ class ProtocolSocket:
                 await self.writer.drain()
         except httpx.HTTPError:
             pass
-        self.end(1011, "thread stream ended")
+        finally:  # ended, failed or cancelled: the socket ends with it (a no-op once it is closing)
+            self.end(1011, "thread stream ended")
 
     def on_event(self, data: bytes) -> None:
         event = orjson.loads(data)
@@ -269,6 +269,13 @@ class ProtocolSocket:
     # ------------------------------------------------------------------ commands
     async def run_commands(self) -> None:
         """One command at a time, in order, like the reference."""
+        try:
+            await self._run_commands()
+        except Exception:
+            logger.exception("protocol WebSocket command failed on %s", self.stream_path)
+            self.end(1011, "Internal server error")
+
+    async def _run_commands(self) -> None:
         while True:
             raw = await self.commands.get()
             try:
