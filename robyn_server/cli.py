@@ -309,8 +309,11 @@ def main(argv: list[str] | None = None) -> None:
     host, port = args.host, args.port
     if os.environ.get("ROBYN_SERVER_REQUEST_GUARD", "1").strip().lower() not in ("0", "false", "no", "off"):
         from robyn_server.guard import GuardLimits, RequestGuard
+        from robyn_server.protocol_v2.websocket import thread_stream_matcher
 
-        guard = RequestGuard(GuardLimits.from_env(settings.max_body_bytes), app.api_router.allowed_methods)
+        router = app.api_router
+        limits = GuardLimits.from_env(settings.max_body_bytes)
+        guard = RequestGuard(limits, router.allowed_methods, thread_stream_matcher(router.template))
         host, port = "127.0.0.1", guard.bind(args.host, args.port)  # Robyn listens behind the guard
         guard.start()
     app.start(host=host, port=port, _check_port=False)

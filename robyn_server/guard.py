@@ -10,8 +10,10 @@ Per request the guard reads only the head (with a deadline), refuses at once wha
 `Content-Length` over the limit: 413; a malformed multipart content type: 400; an unknown method: 405 with
 `Allow`; a bad or ambiguous body framing: 400) with a JSON body and `Connection: close`, and otherwise forwards
 the head and then the body as it arrives (a chunked body is cut off with 413 at the limit). Responses are copied
-back byte for byte, so streams, `Expect: 100-continue` and upgrades (WebSocket) pass unchanged. A client
-connection maps to one upstream connection. It runs on its own event loop in a daemon thread.
+back byte for byte, so streams, `Expect: 100-continue` and upgrades pass unchanged. A client connection maps to
+one upstream connection. The exception is a WebSocket on a thread's protocol-v2 event stream, which the guard
+serves itself over the HTTP routes (robyn_server/protocol_v2/websocket.py), because Robyn's WebSocket handlers
+see neither the path nor the headers. It runs on its own event loop in a daemon thread.
 
 Settings: `HTTP_HEADER_TIMEOUT_SECONDS` (10: from the first byte of a request to the end of its head),
 `HTTP_BODY_TIMEOUT_SECONDS` (30: longest wait for the next piece of a body), `HTTP_KEEPALIVE_TIMEOUT_SECONDS`
@@ -30,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import httpx
 import orjson
 
 from robyn_server.config import env_float
@@ -195,6 +198,10 @@ class Connection:
             raise Refusal(405, "Method Not Allowed", {"allow": ", ".join(sorted(set(methods)))})
         check_content_type(head)
         kind, length = body_framing(head, self.limits.max_body_bytes)
+        upgrade = any(v.lower() == b"websocket" for v in head.values(b"upgrade"))
+        if upgrade and head.method == b"GET" and self.guard.thread_stream(head.path):
+            await self.guard.serve_thread_socket(self.reader, self.writer, head)
+            return False
         await self.connect_upstream()
         assert self.up_writer is not None
         self.up_writer.write(head.raw)
@@ -204,7 +211,7 @@ class Connection:
             await self.copy_chunked()
         await self.up_writer.drain()
         self.forwarded_at = time.monotonic()
-        if any(v.lower() == b"websocket" for v in head.values(b"upgrade")):
+        if upgrade:
             await self.copy_raw()  # after an upgrade the connection is no longer HTTP
             return False
         return True
@@ -301,11 +308,35 @@ class Connection:
 class RequestGuard:
     """Owns the public socket; forwards to Robyn on `upstream_port` (a loopback port chosen here)."""
 
-    def __init__(self, limits: GuardLimits, allowed_methods: Callable[[str], list[str] | None]) -> None:
+    def __init__(
+        self,
+        limits: GuardLimits,
+        allowed_methods: Callable[[str], list[str] | None],
+        thread_stream: Callable[[str], bool] = lambda path: False,
+    ) -> None:
         self.limits = limits
         self.allowed_methods = allowed_methods
+        self.thread_stream = thread_stream  # paths whose WebSocket upgrades the guard serves itself
         self.upstream_port = 0
         self._sock: socket.socket | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    async def serve_thread_socket(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                                  head: RequestHead) -> None:  # fmt: skip
+        """A protocol-v2 WebSocket on a thread, bridged to the thread's HTTP routes on Robyn."""
+        from robyn_server.protocol_v2.websocket import ProtocolSocket, upstream_client
+
+        if self._client is None:
+            self._client = upstream_client(self.upstream_port)
+        socket_ = ProtocolSocket(reader, writer, self._client, head.path, head.headers, self.limits.max_body_bytes)
+        try:
+            await socket_.serve(head.raw)
+        except (ConnectionError, OSError, asyncio.IncompleteReadError, TimeoutError):
+            pass  # the client went away
+        except Refusal:
+            raise
+        except Exception:
+            logger.exception("protocol WebSocket on %s failed", head.path)
 
     def bind(self, host: str, port: int) -> int:
         """Take the public port now (so a busy port fails here) and pick Robyn's loopback port."""

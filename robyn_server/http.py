@@ -277,6 +277,10 @@ class Router:
         methods = [r.method for r in self.routes if r.regex.match(path)]
         return methods or None
 
+    def template(self, method: str, path: str) -> str | None:
+        """The route template serving `method` at `path` (after `http.mount_prefix`), or None."""
+        return next((r.path for r in self.routes if r.method == method and r.regex.match(path)), None)
+
     def mount(self, app: Robyn) -> None:
         for route in self.routes:
             app.add_route(route.method, route.path, self._wrap(route.handler, route.path))

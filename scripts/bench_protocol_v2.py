@@ -4,9 +4,11 @@
 
 Without `--url` it starts this server on `benchmarks/langgraph.json` (graph `tokens`, in-memory storage).
 classic = `POST /threads/{id}/runs/stream` with `stream_mode: ["messages-tuple", "values"]`, read to its end;
-v2 = the thread's `POST /threads/{id}/stream/events` (`messages`, `values`, `lifecycle`) opened first, then the
-`run.start` command, read to the root `completed` event. Events are counted from the raw bytes (no JSON parsing
-in the client); `ttft` is from sending the request (classic) or the command (v2) to the first token event.
+v2 sse = the thread's `POST /threads/{id}/stream/events` (`messages`, `values`, `lifecycle`) opened first, then the
+`run.start` command, read to the root `completed` event; v2 websocket = the same over one WebSocket on
+`/threads/{id}/stream/events` (a `subscription.subscribe`, then `run.start` sent on the socket, as the JS SDK does).
+Events are counted from the raw bytes (no JSON parsing in the client); `ttft` is from sending the request (classic)
+or the command (v2) to the first token event.
 Each repetition runs both, alternating which goes first; medians are printed.
 """
 
@@ -21,6 +23,8 @@ import uuid
 from pathlib import Path
 
 import httpx
+import orjson
+import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -101,6 +105,35 @@ async def protocol_v2(http: httpx.AsyncClient, tokens: int) -> dict[str, float]:
     return {"events": events, "tokens": token_events, "seconds": finished - began, "ttft": (first or finished) - began}
 
 
+async def protocol_v2_websocket(url: str, tokens: int) -> dict[str, float]:
+    thread_id = str(uuid.uuid4())
+    events = token_events = 0
+    first = None
+    socket_url = url.replace("http://", "ws://") + f"/threads/{thread_id}/stream/events"
+    async with websockets.connect(socket_url, max_size=None) as socket:
+        subscribe = {"id": 1, "method": "subscription.subscribe",
+                     "params": {"channels": ["messages", "values", "lifecycle"]}}  # fmt: skip
+        await socket.send(orjson.dumps(subscribe).decode())
+        assert b'"type":"success"' in await socket.recv(decode=False)
+        command = {"id": 2, "method": "run.start", "params": {"assistant_id": "tokens", "input": {
+            "messages": [{"role": "user", "content": "go"}], "n_tokens": tokens}}}  # fmt: skip
+        began = time.perf_counter()
+        await socket.send(orjson.dumps(command).decode())
+        while True:
+            frame = await socket.recv(decode=False)
+            if not frame.startswith(b'{"type":"event"'):
+                assert b'"type":"success"' in frame, frame
+                continue
+            events += 1
+            if TOKEN_V2 in frame:
+                token_events += 1
+                first = first or time.perf_counter()
+            elif DONE_V2 in frame and b'"namespace":[]' in frame:
+                break
+        finished = time.perf_counter()
+    return {"events": events, "tokens": token_events, "seconds": finished - began, "ttft": (first or finished) - began}
+
+
 def report(name: str, results: list[dict[str, float]]) -> dict[str, float]:
     median = {k: statistics.median(r[k] for r in results) for k in results[0]}
     events_per_s = statistics.median(r["events"] / r["seconds"] for r in results)
@@ -125,18 +158,24 @@ async def main() -> None:
         async with httpx.AsyncClient(base_url=url, timeout=120) as http:
             await classic(http, 50)  # warm up both paths (graph import, first run)
             await protocol_v2(http, 50)
-            runs: dict[str, list[dict[str, float]]] = {"classic": [], "v2 sse": []}
+            await protocol_v2_websocket(url, 50)
+            benches = {
+                "classic": lambda: classic(http, args.tokens),
+                "v2 sse": lambda: protocol_v2(http, args.tokens),
+                "v2 ws": lambda: protocol_v2_websocket(url, args.tokens),
+            }
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in benches}
             for rep in range(args.reps):
-                order = [("classic", classic), ("v2 sse", protocol_v2)]
-                for name, bench in order if rep % 2 == 0 else order[::-1]:
-                    runs[name].append(await bench(http, args.tokens))
+                order = list(benches) if rep % 2 == 0 else list(benches)[::-1]
+                for name in order:
+                    runs[name].append(await benches[name]())
             base = report("classic", runs["classic"])
-            v2 = report("v2 sse", runs["v2 sse"])
-            print(
-                f"v2 sse / classic: {v2['tokens_per_s'] / base['tokens_per_s']:.2f}x tokens/s, "
-                f"{v2['events_per_s'] / base['events_per_s']:.2f}x events/s, ttft {v2['ttft'] / base['ttft']:.2f}x"
-            )
-            print("v2 websocket: not served (Robyn 0.88 gives WebSocket handlers no path or headers)")
+            for name in ("v2 sse", "v2 ws"):
+                v2 = report(name, runs[name])
+                print(
+                    f"{name} / classic: {v2['tokens_per_s'] / base['tokens_per_s']:.2f}x tokens/s, "
+                    f"{v2['events_per_s'] / base['events_per_s']:.2f}x events/s, ttft {v2['ttft'] / base['ttft']:.2f}x"
+                )
     finally:
         if server is not None:
             server.stop()

@@ -2,8 +2,8 @@
 
 - the official JS SDK 1.15 `client.threads.stream()`: a run whose tokens arrive one by one, its tool call and
   result and final messages, an interrupt answered with `input.respond`, a failing run's error, a page reload
-  in the middle of a run (the new page attaches to the thread and follows the run to its end), and the
-  WebSocket transport refused at once (Robyn 0.88 cannot serve it) instead of hanging;
+  in the middle of a run (the new page attaches to the thread and follows the run to its end), and a run streamed
+  over the WebSocket transport (its tokens one by one and its final messages);
 - a React page on `@langchain/react` 1.1 `useStream` (bundled with esbuild): a run's messages, an interrupt
   answered, a failing run's error, and a page reload in the middle of a run that rejoins the thread and shows
   the finished answer.
@@ -68,7 +68,7 @@ def site_url() -> Iterator[str]:
 
 def test_js_sdk_thread_streams_from_another_origin(api_server: ServerProcess, site_url: str) -> None:
     output = run_node("v2.mjs", "jsSdk", API_URL=api_server.url, SITE_URL=site_url)
-    assert "websocket transport: The WebSocket transport is not available" in output
+    assert "websocket transport: 6 tokens over ws://" in output
 
 
 def test_react_use_stream_chat_interrupt_error_and_reload(api_server: ServerProcess, site_url: str) -> None:

@@ -1,5 +1,6 @@
-"""Protocol v2 (thread-centric streaming) with the official Python SDK (`client.threads.stream`) and raw HTTP:
-commands, the thread SSE stream, replay with `since`, subgraph filters, errors and ownership."""
+"""Protocol v2 (thread-centric streaming) with the official Python SDK (`client.threads.stream`, over SSE and over
+WebSocket), raw HTTP and raw WebSocket: commands, the thread stream, replay with `since`, subgraph filters, errors
+and ownership."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ import httpx
 import pytest
 import websockets
 from langgraph_sdk import get_client
+from langgraph_sdk.stream.errors import is_non_retryable_stream_error
+from langgraph_sdk.stream.transport.ws import ProtocolWebSocketTransport
+from websockets.exceptions import ConnectionClosedError
 
 from tests.conftest import suite_server
 from tests.runs_helpers import ANSWER
@@ -87,10 +91,14 @@ async def ahttp(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def test_sdk_streams_tokens_tool_calls_and_final_values(client: Any, ahttp: httpx.AsyncClient) -> None:
+TRANSPORTS = pytest.mark.parametrize("transport", ["sse", "websocket"])
+
+
+@TRANSPORTS
+async def test_sdk_streams_tokens_tool_calls_and_final_values(client: Any, transport: str) -> None:
     """A run started by the SDK's `run.start`, on a thread id the client made up: token deltas arrive as
     separate events before the run ends, then the tool call, its result and the final values."""
-    async with client.threads.stream(assistant_id="agent") as thread:
+    async with client.threads.stream(assistant_id="agent", transport=transport) as thread:
         raw = thread.subscribe(["messages", "lifecycle", "values", "custom", "updates", "checkpoints"])
         result = await thread.run.start(input=AGENT_INPUT)
         assert uuid.UUID(result["run_id"])
@@ -133,8 +141,11 @@ async def test_sdk_streams_tokens_tool_calls_and_final_values(client: Any, ahttp
     assert values["messages"][-1]["content"][0]["text"] == ANSWER
 
 
-async def test_sdk_answers_an_interrupt_with_input_respond(client: Any, ahttp: httpx.AsyncClient) -> None:
-    async with client.threads.stream(assistant_id="interrupt") as thread:
+@TRANSPORTS
+async def test_sdk_answers_an_interrupt_with_input_respond(
+    client: Any, ahttp: httpx.AsyncClient, transport: str
+) -> None:
+    async with client.threads.stream(assistant_id="interrupt", transport=transport) as thread:
         paused = thread.subscribe(["values", "lifecycle"])
         await thread.run.start(input={"request": "deploy"})
 
@@ -167,9 +178,12 @@ async def test_sdk_answers_an_interrupt_with_input_respond(client: Any, ahttp: h
     assert again["error"] == "no_such_interrupt"  # already answered
 
 
-async def test_failing_run_ends_with_lifecycle_failed_and_its_error(client: Any, ahttp: httpx.AsyncClient) -> None:
+@TRANSPORTS
+async def test_failing_run_ends_with_lifecycle_failed_and_its_error(
+    client: Any, ahttp: httpx.AsyncClient, transport: str
+) -> None:
     thread_id = str(uuid.uuid4())
-    async with client.threads.stream(thread_id, assistant_id="fail") as thread:
+    async with client.threads.stream(thread_id, assistant_id="fail", transport=transport) as thread:
         await thread.run.start(input={"count": 1})
         with pytest.raises(RuntimeError, match="boom: deliberate failure"):
             await asyncio.wait_for(thread.output, DEADLINE)
@@ -212,10 +226,14 @@ async def test_stream_replays_after_since_without_duplicates_and_stays_open(ahtt
     assert [e["params"]["data"]["event"] for e in stale] == ["running", "completed", "running", "completed"]
 
 
-async def test_deleting_the_thread_ends_its_streams(ahttp: httpx.AsyncClient) -> None:
+async def test_deleting_the_thread_ends_its_streams(ahttp: httpx.AsyncClient, base_url: str) -> None:
+    """The SSE body ends; a WebSocket closes with 1011 "thread stream ended", like the reference's."""
     thread_id = str(uuid.uuid4())
     await command(ahttp, thread_id, "run.start", {"assistant_id": "agent", "input": AGENT_INPUT})
     await read_events(ahttp, thread_id, {"channels": ["lifecycle"]}, terminal())
+    socket = await websockets.connect(socket_url(base_url, thread_id), open_timeout=DEADLINE)
+    await socket.send(json.dumps({"id": 1, "method": "subscription.subscribe", "params": {"channels": ["lifecycle"]}}))
+    await answer(socket, 1)
 
     async def follow() -> int:
         count = 0
@@ -231,6 +249,9 @@ async def test_deleting_the_thread_ends_its_streams(ahttp: httpx.AsyncClient) ->
     await asyncio.wait_for(opened.wait(), DEADLINE)
     assert (await ahttp.delete(f"/threads/{thread_id}")).status_code == 204
     assert await asyncio.wait_for(reader, DEADLINE) == 2  # the body ended
+    with pytest.raises(ConnectionClosedError) as closed:
+        await asyncio.wait_for(socket.recv(), DEADLINE)
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1011, "thread stream ended")
 
 
 async def test_subgraph_namespaces_and_depth(ahttp: httpx.AsyncClient) -> None:
@@ -329,17 +350,121 @@ async def test_another_users_thread_is_404_before_any_event(auth_server: ServerP
     await sdk.http.client.aclose()
 
 
-async def test_websocket_upgrade_is_answered_with_a_protocol_error(client: Any, base_url: str) -> None:
-    """Robyn 0.88 cannot route a WebSocket by thread or read its headers, so the upgrade is accepted and
-    answered with a `not_supported` error frame: the SDK's WebSocket transport fails at once, never hangs."""
-    async with client.threads.stream(assistant_id="agent", transport="websocket") as thread:
-        await thread.run.start(input=AGENT_INPUT)
-        with pytest.raises(RuntimeError, match=r"Protocol error \[not_supported\].*SSE transport"):
-            await asyncio.wait_for(thread.output, DEADLINE)
-    url = base_url.replace("http://", "ws://") + f"/threads/{uuid.uuid4()}/stream/events"
-    async with websockets.connect(url, open_timeout=DEADLINE) as socket:
+def socket_url(base_url: str, thread_id: str) -> str:
+    return base_url.replace("http://", "ws://") + f"/threads/{thread_id}/stream/events"
+
+
+async def answer(socket: Any, command_id: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The answer to one command, and the events that came before it."""
+    events = []
+    while True:
         frame = json.loads(await asyncio.wait_for(socket.recv(), DEADLINE))
-    assert frame["type"] == "error" and frame["id"] is None and frame["error"] == "not_supported"
+        if frame["type"] == "event":
+            events.append(frame)
+        elif frame["id"] == command_id:
+            return frame, events
+
+
+async def socket_events(socket: Any, until: Any, events: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Event frames (after `events`, those already read) until `until(events)` holds."""
+    events = list(events or [])
+    while not until(events):
+        frame = json.loads(await asyncio.wait_for(socket.recv(), DEADLINE))
+        if frame["type"] == "event":
+            events.append(frame)
+    return events
+
+
+async def test_websocket_commands_and_subscriptions(base_url: str) -> None:
+    """Commands over the socket (as the JS SDK sends them): a subscription, `run.start`, `input.respond` for the
+    interrupt the run stops at; a later subscription replays the kept events it selects, `reconnect` only those
+    after `since`; bad frames get error answers."""
+    thread_id = str(uuid.uuid4())
+    async with websockets.connect(socket_url(base_url, thread_id), open_timeout=DEADLINE) as socket:
+        watch = {"channels": ["lifecycle", "input"]}
+        await socket.send(json.dumps({"id": 1, "method": "subscription.subscribe", "params": watch}))
+        subscribed, _ = await answer(socket, 1)
+        assert subscribed["type"] == "success" and subscribed["result"]["replayed_events"] == 0
+        start = {"assistant_id": "interrupt", "input": {"request": "deploy"}}
+        await socket.send(json.dumps({"id": 2, "method": "run.start", "params": start}))
+        started, early = await answer(socket, 2)
+        assert uuid.UUID(started["result"]["run_id"])
+        paused = await socket_events(socket, paused_for_input, early)
+        requested = next(e for e in paused if e["method"] == "input.requested")
+        respond = {"interrupt_id": requested["params"]["data"]["interrupt_id"], "response": "yes"}
+        await socket.send(json.dumps({"id": 3, "method": "input.respond", "params": respond}))
+        responded, early = await answer(socket, 3)
+        assert responded["result"] == {}
+        resumed = await socket_events(socket, terminal(), early)
+        assert {e["method"] for e in paused + resumed} == {"lifecycle", "input.requested"}
+
+        await socket.send(json.dumps({"id": 4, "method": "subscription.subscribe", "params": {"channels": ["values"]}}))
+        done, replayed = await answer(socket, 4)
+        assert done["result"]["replayed_events"] == len(replayed) > 1 and {e["method"] for e in replayed} == {"values"}
+        assert replayed[-1]["params"]["data"]["result"] == "deploy -> yes"
+        reconnect = {"channels": ["values"], "since": replayed[0]["seq"]}
+        await socket.send(json.dumps({"id": 5, "method": "subscription.reconnect", "params": reconnect}))
+        done, again = await answer(socket, 5)
+        assert [e["event_id"] for e in again] == [e["event_id"] for e in replayed[1:]]
+        assert done["result"]["replayed_events"] == len(again)
+
+        await socket.send("{not json")
+        assert (await answer(socket, None))[0] == {
+            "type": "error",
+            "id": None,
+            "error": "invalid_argument",
+            "message": "Protocol commands must be valid JSON.",
+        }
+        await socket.send(json.dumps({"id": "six", "method": "run.start"}))
+        assert (await answer(socket, "six"))[0]["error"] == "invalid_argument"
+        await socket.send(json.dumps({"id": 6, "method": "state.teleport"}))
+        assert (await answer(socket, 6))[0]["error"] == "unknown_command"
+        unknown = {"subscription_id": "x"}
+        await socket.send(json.dumps({"id": 7, "method": "subscription.unsubscribe", "params": unknown}))
+        assert (await answer(socket, 7))[0]["error"] == "no_such_subscription"
+        mine = {"subscription_id": subscribed["result"]["subscription_id"]}
+        await socket.send(json.dumps({"id": 8, "method": "subscription.unsubscribe", "params": mine}))
+        assert (await answer(socket, 8))[0]["type"] == "success"
+    with pytest.raises(ConnectionClosedError) as closed:
+        async with websockets.connect(socket_url(base_url, "not-a-uuid"), open_timeout=DEADLINE) as socket:
+            await asyncio.wait_for(socket.recv(), DEADLINE)
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4422, "Invalid thread ID: must be a UUID")
+    async with httpx.AsyncClient(base_url=base_url, timeout=DEADLINE) as http:
+        no_key = await http.get(f"/threads/{thread_id}/stream/events", headers={"connection": "upgrade",
+                                                                                 "upgrade": "websocket"})  # fmt: skip
+    assert no_key.status_code == 400 and no_key.json() == {"detail": "missing Sec-WebSocket-Key header."}
+
+
+async def test_websocket_refusals_close_with_the_status_and_reason(auth_server: ServerProcess) -> None:
+    """The upgrade is checked by the HTTP route with the client's own headers: no token closes with 4401, another
+    user's thread with 4404 (the SDK's transport ends the stream on such a code instead of retrying), each with the
+    route's detail; the owner's socket streams the thread."""
+    alice, bob = bearer(hs256(f"alice-{uuid.uuid4().hex[:6]}")), bearer(hs256(f"bob-{uuid.uuid4().hex[:6]}"))
+    async with httpx.AsyncClient(base_url=auth_server.url, timeout=DEADLINE, headers=alice) as http:
+        thread_id = str(uuid.uuid4())
+        await command(http, thread_id, "run.start", {"assistant_id": "agent", "input": AGENT_INPUT})
+    url = socket_url(auth_server.url, thread_id)
+    for headers, code, reason in (
+        ({}, 4401, "Missing bearer token"),
+        (bob, 4404, f"Thread with ID {thread_id} not found"),
+    ):
+        with pytest.raises(ConnectionClosedError) as closed:
+            async with websockets.connect(url, additional_headers=headers, open_timeout=DEADLINE) as socket:
+                await asyncio.wait_for(socket.recv(), DEADLINE)
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (code, reason)
+    async with httpx.AsyncClient(base_url=auth_server.url, timeout=DEADLINE) as http:
+        transport = ProtocolWebSocketTransport(client=http, thread_id=thread_id, headers=bob)  # the SDK's own
+        stream = transport.open_event_stream({"channels": ["lifecycle"]})
+        ended = await asyncio.wait_for(stream.done, DEADLINE)
+        if stream.ready.done() and not stream.ready.cancelled():
+            assert stream.ready.exception() in (None, ended)  # closed before or after the SDK's subscribe went out
+        assert is_non_retryable_stream_error(ended) and ended.rcvd.code == 4404  # the SDK does not retry it
+        await transport.close()
+    async with websockets.connect(url, additional_headers=alice, open_timeout=DEADLINE) as socket:
+        await socket.send(
+            json.dumps({"id": 1, "method": "subscription.subscribe", "params": {"channels": ["lifecycle"]}})
+        )
+        assert root_lifecycle(await socket_events(socket, terminal()), "completed") == 1
 
 
 async def test_tools_channel_with_the_sdk_tool_calls_projection(client: Any) -> None:

@@ -7,10 +7,12 @@ import json
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 import psutil
 import pytest
+import websockets.sync.client
 
 from tests.server import ServerProcess
 
@@ -195,7 +197,8 @@ def test_400_mb_upload_is_refused_without_the_memory() -> None:
 
 
 def test_guard_can_be_switched_off() -> None:
-    """Robyn then serves the port itself; the body limit is still applied, after Robyn read the body."""
+    """Robyn then serves the port itself; the body limit is still applied, after Robyn read the body. The
+    protocol-v2 WebSocket (which the guard serves) is refused with a `not_supported` frame instead of hanging."""
     server = ServerProcess(env={"ROBYN_SERVER_REQUEST_GUARD": "0", "HTTP_MAX_REQUEST_BODY_BYTES": "1024"}).start()
     try:
         with connect(server) as sock:
@@ -204,5 +207,10 @@ def test_guard_can_be_switched_off() -> None:
             sock.sendall(request("POST", "/threads", b" " * 2048 + b"{}", "Content-Type: application/json\r\n"))
             status, headers, _ = read_response(sock)
             assert status == 413 and "connection" not in headers  # Robyn's own answer, no guard in front
+        url = server.url.replace("http://", "ws://") + f"/threads/{uuid.uuid4()}/stream/events"
+        with websockets.sync.client.connect(url, open_timeout=30) as ws:
+            frame = json.loads(ws.recv(timeout=30))
+        assert frame["type"] == "error" and frame["id"] is None and frame["error"] == "not_supported"
+        assert "request guard" in frame["message"] and "Use the SSE transport" in frame["message"]
     finally:
         server.stop()

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from langgraph_sdk.stream.subscription import namespace_matches
 
@@ -33,6 +34,16 @@ CHANNEL_OF = {
 }
 CHANNELS = frozenset(CHANNEL_OF.values())
 DEFAULT_MAX_EVENTS = 10_000  # the reference's replay buffer size
+
+
+def channel_of(method: str, params: dict[str, Any]) -> str:
+    """The subscription channel of an event: `custom` gains `:name` when the custom event has one."""
+    channel = CHANNEL_OF.get(method, method)
+    if method == "custom":
+        custom_name = (params.get("data") or {}).get("name")
+        if isinstance(custom_name, str) and custom_name:
+            channel = f"custom:{custom_name}"
+    return channel
 
 
 def is_channel(name: object) -> bool:
@@ -80,11 +91,7 @@ class ThreadEventLog:
     def append(self, name: str, body: bytes) -> ProtocolEntry:
         """Number and frame one event; `name` is `method|ns...`, `body` the JSON of `{"method", "params"}`."""
         method, *namespace = name.split("|")
-        channel = CHANNEL_OF.get(method, method)
-        if method == "custom":
-            custom_name = (serde.loads(body).get("params", {}).get("data") or {}).get("name")
-            if isinstance(custom_name, str) and custom_name:
-                channel = f"custom:{custom_name}"
+        channel = channel_of(method, serde.loads(body).get("params", {}) if method == "custom" else {})
         with self._cond:
             seq = self.last_seq + 1
             seq_bytes = str(seq).encode()

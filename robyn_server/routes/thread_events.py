@@ -1,6 +1,7 @@
 """Protocol v2 over HTTP: `POST /threads/{id}/commands` and the thread's SSE event stream
 `POST /threads/{id}/stream/events`. Authentication and CORS are the router's, as on every route; another
-user's thread answers 404 before any event."""
+user's thread answers 404 before any event. The WebSocket transport is served by the request guard over these
+two routes (robyn_server/protocol_v2/websocket.py)."""
 
 from __future__ import annotations
 
@@ -87,9 +88,9 @@ def register(router: Router, ctx: ServerContext) -> ThreadEvents:
 
 WEBSOCKET_PATH = "/threads/{thread_id}/stream/events"  # an actix pattern: Robyn matches WebSocket paths itself
 WEBSOCKET_REFUSAL = (
-    "The WebSocket transport is not available on this server: Robyn 0.88 gives WebSocket handlers neither the "
-    "request path (the thread id) nor its headers (the credentials). Use the SSE transport, "
-    "POST /threads/{thread_id}/stream/events."
+    "The WebSocket transport is served by the request guard, which is switched off (ROBYN_SERVER_REQUEST_GUARD=0): "
+    "Robyn 0.88 gives WebSocket handlers neither the request path (the thread id) nor its headers (the "
+    "credentials). Use the SSE transport, POST /threads/{thread_id}/stream/events."
 )
 WEBSOCKET_LINGER_SECONDS = 1.0  # how long a refused socket stays open for the client's commands
 
@@ -100,10 +101,11 @@ def _refusal(command_id: Any) -> str:
 
 
 def mount_websocket(app: Any) -> None:
-    """Answer WebSocket upgrades on the thread event path instead of leaving them hanging (what Robyn does with
-    an upgrade no WebSocket route takes): an unsolicited `not_supported` error frame (the SDKs end the stream
-    with it), the same error for every command sent (so a pending command fails at once), then a close once the
-    client has been quiet for a second."""
+    """Without the request guard (which serves these WebSockets itself, robyn_server/protocol_v2/websocket.py),
+    answer WebSocket upgrades on the thread event path instead of leaving them hanging (what Robyn does with an
+    upgrade no WebSocket route takes): an unsolicited `not_supported` error frame (the SDKs end the stream with
+    it), the same error for every command sent (so a pending command fails at once), then a close once the client
+    has been quiet for a second."""
 
     async def refuse(websocket: Any) -> None:
         await websocket.send_text(_refusal(None))

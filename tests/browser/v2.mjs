@@ -11,7 +11,7 @@ const WAIT = { timeout: 60000 };
 
 const scenarios = {
   // The official JS SDK 1.15 `client.threads.stream()`: a streamed run, an interrupt answered, a failing run,
-  // a reload mid-run, and the WebSocket transport refused at once.
+  // a reload mid-run, and a run streamed over the WebSocket transport.
   async jsSdk(page) {
     await page.goto(`${SITE_URL}/index.html`);
     await page.waitForFunction(() => document.getElementById("ready")?.textContent === "ready");
@@ -43,9 +43,15 @@ const scenarios = {
     assert.ok(rejoined.final.endsWith(LONG_END), `final answer: ${rejoined.final.slice(-40)}`);
     assert.ok(rejoined.streamed.includes(rejoined.final), "the reloaded page's messages projection has the answer");
 
-    const ws = await call("websocketRefused");
-    console.log(`websocket transport: ${ws.error} after ${ws.elapsed.toFixed(0)} ms`);
-    assert.match(ws.error ?? "", /not_supported|WebSocket transport is not available/);
+    const sockets = [];
+    page.on("websocket", (socket) => sockets.push(socket.url()));
+    const ws = await call("websocketRun");
+    assert.deepEqual(ws.types, ["human", "ai", "tool", "ai"]);
+    assert.equal(ws.finalText, ANSWER.join(""));
+    assert.deepEqual(ws.tokens.map((t) => t.text), ANSWER);
+    const wsUrl = `${API_URL.replace("http", "ws")}/threads/${ws.threadId}/stream/events`;
+    assert.ok(sockets.includes(wsUrl), `no WebSocket to ${wsUrl}: ${sockets}`);
+    console.log(`websocket transport: ${ws.tokens.length} tokens over ${wsUrl}`);
   },
 
   // @langchain/react useStream: a streamed run shows its messages, an interrupt is answered, a failing run shows

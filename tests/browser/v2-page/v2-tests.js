@@ -30,8 +30,8 @@ async function until(check, what, ms = 30000) {
 const rootLifecycle = (phase) => (e) =>
   e.method === "lifecycle" && e.params.namespace.length === 0 && e.params.data.event === phase;
 
-async function streamRun(apiUrl) {
-  const thread = client(apiUrl).threads.stream({ assistantId: "typing" });
+async function streamRun(apiUrl, transport = "sse") {
+  const thread = client(apiUrl).threads.stream({ assistantId: "typing", transport });
   const tokens = [];
   const messages = (async () => {
     for await (const message of thread.messages) {
@@ -90,23 +90,8 @@ async function failingRun(apiUrl) {
   return { error: event.params.data.error, outputError };
 }
 
-// Robyn 0.88 cannot serve the WebSocket transport; the SDK must learn that at once, not hang.
-async function websocketRefused(apiUrl) {
-  const thread = client(apiUrl).threads.stream({ assistantId: "agent", transport: "websocket" });
-  const began = performance.now();
-  const failure = new Promise((resolve) => {
-    thread.onError((err) => resolve(String(err?.message ?? err)));
-    setTimeout(() => resolve(null), 20000);
-  });
-  const startError = await thread.run.start({ input: userMessage("hi") }).then(
-    () => null,
-    (err) => String(err?.message ?? err),
-  );
-  const error = startError ?? (await failure);
-  const elapsed = performance.now() - began;
-  await thread.close().catch(() => {});
-  return { error, elapsed };
-}
+// The same run over the WebSocket transport (commands and events on one socket, served by the request guard).
+const websocketRun = (apiUrl) => streamRun(apiUrl, "websocket");
 
 // Start a long run and return once a few of its tokens arrived; the driver then reloads the page mid-run.
 async function startLongRun(apiUrl) {
@@ -141,5 +126,5 @@ async function rejoinRun(apiUrl, threadId) {
   return { streamed: texts, final: state.values.messages.at(-1).content.map((b) => b.text ?? "").join("") };
 }
 
-window.v2Tests = { streamRun, interruptResume, failingRun, websocketRefused, startLongRun, rejoinRun };
+window.v2Tests = { streamRun, interruptResume, failingRun, websocketRun, startLongRun, rejoinRun };
 document.getElementById("ready").textContent = "ready";
