@@ -9,10 +9,12 @@ tests/browser/setup.sh  # Chromium + npm packages for tests/test_browser.py
 # The suite runs three times: on memory (everything), then the tests that drive the session server again on
 # SQLite and on Postgres (TEST_STORAGE; tests/conftest.py creates a fresh Postgres database for that pass and
 # drops it afterwards). Storage contract, restart and recovery tests cover every backend in the first pass.
+# Each pass runs on two pytest-xdist workers (TEST_WORKERS), one test file per worker at a time: most tests
+# wait on server processes, so two workers keep both cores busy.
 status=0
 run_pass() {
   echo "== pytest, session server on $1" >&2
-  TEST_STORAGE=$1 .venv/bin/python -m pytest -q "${@:2}" || status=1
+  TEST_STORAGE=$1 .venv/bin/python -m pytest -q -n "${TEST_WORKERS:-2}" --dist loadfile "${@:2}" || status=1
 }
 run_pass memory "$@"
 run_pass sqlite "$@"
