@@ -330,20 +330,33 @@ def test_unreachable_redis_stops_the_start(tmp_path: Any) -> None:
 
 
 def test_api_and_worker_roles(shared_env: dict[str, str]) -> None:
+    """The api process executes nothing: the worker (no HTTP) picks the run up, as its creator, with the
+    creator's token handed over by the api process (never stored)."""
+    import hashlib
     import os
 
-    api = ServerProcess(env={**shared_env, "ROBYN_SERVER_ROLE": "api"}).start()
+    from tests.test_auth_support import SECRET, bearer, hs256
+
+    config = ROOT / "tests" / "graphs" / "langgraph.auth_identity.json"
+    env = {**shared_env, "SUPABASE_JWT_SECRET": SECRET, "SUPABASE_URL": None, "SUPABASE_JWKS_URL": None}
+    api = ServerProcess(config=config, env={**env, "ROBYN_SERVER_ROLE": "api"}).start()
+    worker_env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "robyn_server", "--config", str(TEST_CONFIG), "--role", "worker"],
-        cwd=ROOT, env={**os.environ, **shared_env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "robyn_server", "--config", str(config), "--role", "worker"],
+        cwd=ROOT, env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    identity = f"carol-{uuid.uuid4().hex[:6]}"
+    token = hs256(identity)
     try:
-        with httpx.Client(base_url=api.url, timeout=120) as http:
+        with httpx.Client(base_url=api.url, timeout=120, headers=bearer(token)) as http:
             tid = http.post("/threads", json={}).json()["thread_id"]
-            # the api process executes nothing: the worker (no HTTP) picks the run up from the bus
-            result = http.post(f"/threads/{tid}/runs/wait", json={"assistant_id": SLOW,
-                               "input": {"delay": 0.01, "count": 0}})  # fmt: skip
-            assert result.status_code == 200 and result.json()["count"] == 3, result.text
+            result = http.post(f"/threads/{tid}/runs/wait", json={"assistant_id": "whoami", "input": {"messages": []}})
+            assert result.status_code == 200, result.text
+            seen = result.json()["seen"]
+            assert seen["node"] == seen["async_tool"] == identity, seen
+            assert seen["config_token_matches"] is True, seen
+            assert seen["config_token_sha256"] == hashlib.sha256(token.encode()).hexdigest(), seen
+            assert token not in result.text
     finally:
         worker.send_signal(signal.SIGTERM)
         try:

@@ -6,7 +6,11 @@ that context, so `execution_config()` (called where the run starts) puts it back
 graph factory and the graph. LangGraph copies string `configurable` values into checkpoint metadata; the keys
 below are added to its exclusion list, and stream payloads that carry a config lose them in `redact()`.
 
-A run started without the creating request's context (recovered after a crash) runs without the token.
+A run executed by another process than the one whose request created it (`--role worker`, replicas) asks for
+the credentials over the bus when it starts (`HELD_FLAG` in the stored configurable says there are some): the
+creating process, which holds them in memory, answers over Redis pub/sub; nothing is written to a Redis key.
+A run started without the creating request's context and with its creator gone (recovered after a crash)
+runs without the token.
 """
 
 from __future__ import annotations
@@ -18,11 +22,16 @@ from typing import Any
 from langgraph.checkpoint.base import EXCLUDED_METADATA_KEYS
 
 # `configurable` keys that hold credentials (Open Agent Platform's name for the caller's Supabase token).
-CREDENTIAL_KEYS = frozenset({"x-supabase-access-token"})
+TOKEN_KEY = "x-supabase-access-token"
+CREDENTIAL_KEYS = frozenset({TOKEN_KEY})
 
 # LangGraph's savers copy `configurable` strings into checkpoint metadata except for the keys in this set
 # (langgraph.checkpoint.base.get_checkpoint_metadata reads it at call time), so checkpoints never hold them.
 EXCLUDED_METADATA_KEYS.update(CREDENTIAL_KEYS)
+
+# Stored in the run's configurable (not secret) when credentials were held for it; LangGraph keeps `__` keys
+# out of checkpoint metadata.
+HELD_FLAG = "__credentials_held__"
 
 _held: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("robyn_server_run_credentials")
 
@@ -33,8 +42,27 @@ def hold(configurable: dict[str, Any], token: str | None) -> None:
     `token` is the authenticated caller's token; it wins over one the client put in the configurable."""
     held = {key: configurable.pop(key) for key in CREDENTIAL_KEYS & configurable.keys()}
     if token is not None:
-        held["x-supabase-access-token"] = token
-    _held.set({k: v for k, v in held.items() if v is not None} or None)
+        held[TOKEN_KEY] = token
+    kept = {k: v for k, v in held.items() if v is not None} or None
+    _held.set(kept)
+    if kept:
+        configurable[HELD_FLAG] = True
+
+
+def were_held(run: Mapping[str, Any]) -> bool:
+    """Whether the request that created `run` held credentials for it (they live in that process's memory)."""
+    configurable = ((run.get("kwargs") or {}).get("config") or {}).get("configurable") or {}
+    return configurable.get(HELD_FLAG) is True
+
+
+def held_in(context: contextvars.Context) -> dict[str, str] | None:
+    """The credentials a creating request's context holds (to hand to the process executing its run)."""
+    return context.get(_held)
+
+
+def put_back(context: contextvars.Context, held: dict[str, str]) -> None:
+    """Give a run's execution context the credentials fetched from the process that created the run."""
+    context.run(_held.set, dict(held))
 
 
 def execution_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from robyn_server.auth.context import AuthUser, set_current_user
 from robyn_server.checkpoints import drop_run_checkpoints
 from robyn_server.graphs import GraphRegistry
 from robyn_server.ops import observe
+from robyn_server.runs import credentials
 from robyn_server.runs.credentials import execution_config
 from robyn_server.runs.driver import build_input, stream_graph
 from robyn_server.runs.errors import error_payload
@@ -100,8 +101,9 @@ class Execution:
         return self.run["thread_id"]
 
 
-def context_for_run(run: Record) -> contextvars.Context:
-    """A context whose current user is the run's creator, for a run created by another process."""
+def context_for_run(run: Record, held: dict[str, str] | None = None) -> contextvars.Context:
+    """A context whose current user is the run's creator, for a run created by another process, with the
+    credentials `held` for it there (fetched from that process)."""
     configurable = ((run.get("kwargs") or {}).get("config") or {}).get("configurable") or {}
     identity = configurable.get("langgraph_auth_user_id") or ""
     context = contextvars.Context()
@@ -110,8 +112,11 @@ def context_for_run(run: Record) -> contextvars.Context:
             identity=identity,
             permissions=tuple(configurable.get("langgraph_auth_permissions") or ()),
             user=configurable.get("langgraph_auth_user"),
+            token=(held or {}).get(credentials.TOKEN_KEY),
         )
         context.run(set_current_user, user)
+    if held:
+        credentials.put_back(context, held)
     return context
 
 
@@ -142,6 +147,7 @@ class RunManager:
         self._closing = False
         self.bus.on_cancel = self._on_cancel
         self.bus.on_wake = self.kick
+        self.bus.on_credentials = self._credentials_for
         # Run observers (protocol v2): `run_started(execution)` returns a sink or None; a sink gets every
         # `(event, data)` of the run and `finished(status, result)` once the outcome is stored.
         self.observers: list[Any] = []
@@ -311,7 +317,10 @@ class RunManager:
     # ------------------------------------------------------------------------------- execute
     async def _supervise(self, execution: Execution) -> None:
         """Run the graph task to its end, then record the outcome; never cancelled by a client."""
-        context = self._contexts.pop(execution.run_id, None) or context_for_run(execution.run)
+        context = self._contexts.pop(execution.run_id, None)
+        if context is None:  # created by another process (or before a restart)
+            held = await self._fetch_credentials(execution.run_id) if credentials.were_held(execution.run) else None
+            context = context_for_run(execution.run, held)
         execution.task = asyncio.get_running_loop().create_task(self._drive(execution), context=context)
         if execution.cancel_action is not None:
             execution.task.cancel()
@@ -324,6 +333,18 @@ class RunManager:
         if execution.cancel_action == "requeue":
             status = "pending"
         await self._complete(execution, status, errored, result)
+
+    async def _fetch_credentials(self, run_id: str) -> dict[str, str] | None:
+        try:
+            return await self.bus.fetch_credentials(run_id)
+        except Exception as exc:  # Redis away: the run goes on without them, as after a crash
+            logger.warning("could not fetch the credentials of run %s: %s", run_id, type(exc).__name__)
+            return None
+
+    def _credentials_for(self, run_id: str) -> dict[str, str] | None:
+        """The credentials this process holds for a run it created, for the process that executes it."""
+        context = self._contexts.get(run_id)
+        return None if context is None else credentials.held_in(context)
 
     async def _drive(self, execution: Execution) -> tuple[str, bool, Any]:
         """Execute the graph, appending its events to the run's log; returns (status, errored, result)."""

@@ -19,6 +19,7 @@ THREAD_LOG_ENTRIES = 1000
 
 CancelHandler = Callable[[str, str, dict[str, str] | None], Awaitable[None]]
 WakeHandler = Callable[[str], Awaitable[None]]
+CredentialsHandler = Callable[[str], "dict[str, str] | None"]
 
 
 class EventBus:
@@ -34,6 +35,7 @@ class EventBus:
         self._active: dict[str, EventLog] = {}  # thread id -> the log of its run executing here
         self.on_cancel: CancelHandler | None = None
         self.on_wake: WakeHandler | None = None
+        self.on_credentials: CredentialsHandler | None = None  # run id -> the credentials held here for it
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -135,3 +137,7 @@ class EventBus:
         """Tell the workers that the thread may have a run to start."""
         if self.on_wake is not None:
             await self.on_wake(thread_id)
+
+    async def fetch_credentials(self, run_id: str) -> dict[str, str] | None:
+        """The credentials the process that created `run_id` holds for it (in one process: none elsewhere)."""
+        return None

@@ -9,13 +9,15 @@
 - Readers on a process that does not execute the run follow a local replica, filled by one relay task that
   blocks on `XREAD` over every followed stream; a newly followed stream interrupts that read with
   `CLIENT UNBLOCK`, so nothing waits for a poll interval.
-- Cancels and wake-ups are published on `{prefix}:control`; every process listens.
+- Cancels and wake-ups are published on `{prefix}:control`; every process listens. A worker starting a run
+  created elsewhere asks there for the credentials its creator holds; the answer comes on a channel of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +33,7 @@ logger = logging.getLogger("robyn_server.bus")
 
 END = b"__end__"
 FOLLOW_BATCH = 1000
+CREDENTIALS_WAIT_SECONDS = 2.0  # how long a worker waits for the creating process to hand over credentials
 
 
 class BusUnavailable(RedisConnectionError):
@@ -336,6 +339,10 @@ class RedisBus(EventBus):
                 await self.on_cancel(message["run_id"], message["action"], message.get("error"))
             elif message.get("type") == "wake" and self.on_wake is not None:
                 await self.on_wake(message["thread_id"])
+            elif message.get("type") == "credentials" and self.on_credentials is not None:
+                held = self.on_credentials(message["run_id"])
+                if held is not None:  # only the creating process answers, on the asker's own channel
+                    await self._r.publish(message["reply"], serde.dumps({"held": held}))
         except Exception as exc:
             logger.warning("control message %s failed: %s", message.get("type"), exc)
 
@@ -345,3 +352,23 @@ class RedisBus(EventBus):
 
     async def wake(self, thread_id: str) -> None:
         await self._r.publish(self._control, serde.dumps({"type": "wake", "thread_id": thread_id}))
+
+    async def fetch_credentials(self, run_id: str) -> dict[str, str] | None:
+        """Ask every process for the credentials held for `run_id` and take the creator's answer, sent on a
+        channel of this request's own (pub/sub: never written to a key); None when no answer comes in time
+        (the creating process is gone)."""
+        reply = f"{self.prefix}:credentials:{uuid.uuid4().hex}"
+        pubsub = self._r.pubsub(ignore_subscribe_messages=True)
+        loop = asyncio.get_running_loop()
+        try:
+            await pubsub.subscribe(reply)
+            ask = {"type": "credentials", "run_id": run_id, "reply": reply}
+            await self._r.publish(self._control, serde.dumps(ask))
+            deadline = loop.time() + CREDENTIALS_WAIT_SECONDS
+            while (left := deadline - loop.time()) > 0:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
+                if message is not None:
+                    return serde.loads(message["data"]).get("held")
+            return None
+        finally:
+            await pubsub.aclose()

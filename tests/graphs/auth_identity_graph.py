@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
 from typing import Annotated, Any, TypedDict
@@ -56,6 +57,8 @@ async def start(state: State, config: RunnableConfig) -> dict[str, Any]:
         "config_user_id": configurable.get("langgraph_auth_user_id"),
         "config_user": auth_user.get("identity") if hasattr(auth_user, "get") else None,
         "config_token_matches": bool(user is not None and configurable.get("x-supabase-access-token") == user.token),
+        # a digest, never the token itself: a process that executes a run created elsewhere must get it too
+        "config_token_sha256": hashlib.sha256(str(configurable.get("x-supabase-access-token")).encode()).hexdigest(),
     }
     call = AIMessage(
         content="",
