@@ -331,6 +331,8 @@ OPERATIONS.update(
         # stateless MCP, as the reference: no server-to-client stream (405) and no session to end (404), no body
         ("GET", "/mcp"): Op(status=405, schema=None),
         ("DELETE", "/mcp"): Op(status=404, schema=None),
+        # an unknown assistant's card is the reference's JSON-RPC error, with status 400
+        ("GET", "/a2a/:assistant_id/.well-known/agent-card.json"): Op(schema=OBJECT, also={400: OBJECT}),
         # protocol v2: a malformed command envelope is a 400 carrying the protocol's own error envelope
         ("POST", "/threads/:thread_id/commands"): Op(schema=OBJECT, also={400: OBJECT}),
         ("POST", "/threads/:thread_id/stream/events"): Op(schema=SSE_EVENT, media=SSE, errors=(400,)),

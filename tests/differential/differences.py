@@ -23,6 +23,8 @@ KEPT: dict[str, str] = {
     "reference's virtual environment does not; LangChain reports the versions it finds",
     "mcp.initialize body/result/capabilities/experimental": "the `mcp` package version this server is built on "
     "announces an empty `experimental` capability",
+    "a2a.card body/capabilities/extensions": "the reference announces its history-scope extension "
+    "(`LangGraph-A2A-History-Scope` header), which this server does not implement",
     # ------------------------------------------------------------------ headers
     "* headers/cache-control": _ROBYN_STREAMING,
     "* headers/pragma": _ROBYN_STREAMING,

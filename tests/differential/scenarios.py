@@ -256,8 +256,14 @@ def mcp(r: Recorder) -> None:
            shape_only=True)  # fmt: skip
 
 
+def a2a(r: Recorder) -> None:
+    card = f"/a2a/{system_id(r, 'agent')}/.well-known/agent-card.json"
+    r.call("a2a.card", "GET", card, shape_only=True)
+    r.call("a2a.card_missing", "GET", f"/a2a/{MISSING}/.well-known/agent-card.json")
+
+
 SCENARIOS: list[Callable[[Recorder], None]] = [meta, assistants, threads, stream_modes, runs, interrupts, store, crons,
-                                               auth, mcp]  # fmt: skip
+                                               auth, mcp, a2a]  # fmt: skip
 
 
 def run_all(r: Recorder) -> Recorder:
