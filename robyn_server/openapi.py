@@ -24,11 +24,13 @@ ERROR_DESCRIPTIONS = {
     401: "Not authenticated (auth on)",
     403: "Forbidden by the auth policy (auth on)",
     404: "Not found",
+    405: "Method not allowed",
     406: "Not acceptable",
     409: "Conflict",
     415: "Unsupported media type",
     413: "Request body too large",
     422: "Validation error",
+    501: "Not implemented for this checkpointer",
     503: "Database unavailable, retry",
 }
 
@@ -51,7 +53,7 @@ def _responses(method: str, route_path: str, op: Op) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     success = {op.status: op.schema, **op.also}
     for status, schema in success.items():
-        entry: dict[str, Any] = {"description": "Success" if status < 300 else "Accepted"}
+        entry: dict[str, Any] = {"description": "Success" if status < 300 else ERROR_DESCRIPTIONS.get(status, "")}
         if schema is not None:
             entry["content"] = _content(op.media if status == op.status else JSON, schema)
         if status in (202, 204) and schema is None:

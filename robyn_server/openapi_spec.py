@@ -29,6 +29,12 @@ CHECKPOINT_REF: Schema = {
     },
 }
 
+COUNT_BYTES: Schema = {
+    "type": "object",
+    "required": ["count", "bytes"],
+    "properties": {"count": {"type": "integer"}, "bytes": {"type": "integer"}},
+}
+
 # Response bodies. `required` lists only keys present in every answer (searches may `select` fewer fields).
 COMPONENTS: dict[str, Schema] = {
     "ErrorResponse": {
@@ -95,6 +101,32 @@ COMPONENTS: dict[str, Schema] = {
             "multitask_strategy": {"type": ["string", "null"]},
             "created_at": TIME,
             "updated_at": TIME,
+        },
+    },
+    "ThreadStorage": {
+        "type": "object",
+        "required": ["thread_id", "total_bytes", "checkpoints", "channel_values", "pending_writes"],
+        "properties": {
+            "thread_id": {"type": "string", "format": "uuid"},
+            "total_bytes": {"type": "integer"},
+            "checkpoints": COUNT_BYTES,
+            "channel_values": {
+                "type": "object",
+                "required": ["count", "bytes", "by_channel"],
+                "properties": {
+                    "count": {"type": "integer"},
+                    "bytes": {"type": "integer"},
+                    "by_channel": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "required": ["versions", "bytes"],
+                            "properties": {"versions": {"type": "integer"}, "bytes": {"type": "integer"}},
+                        },
+                    },
+                },
+            },
+            "pending_writes": COUNT_BYTES,
         },
     },
     "Item": {
@@ -215,6 +247,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         errors=(400,),
     ),
     ("POST", "/threads/:thread_id/history"): Op(schema=array_of("ThreadState"), errors=(400,)),
+    ("GET", "/threads/:thread_id/storage"): Op(schema=ref("ThreadStorage"), errors=(501,)),
     ("GET", "/threads/:thread_id/stream"): Op(
         schema=SSE_EVENT,
         media=SSE,
@@ -295,6 +328,11 @@ OPERATIONS.update(
         ),
         # the official MCP transport answers a bad request itself, in plain text
         ("POST", "/mcp"): Op(schema=OBJECT, errors=(400, 406, 415)),
+        # stateless MCP, as the reference: no server-to-client stream (405) and no session to end (404), no body
+        ("GET", "/mcp"): Op(status=405, schema=None),
+        ("DELETE", "/mcp"): Op(status=404, schema=None),
+        # an unknown assistant's card is the reference's JSON-RPC error, with status 400
+        ("GET", "/a2a/:assistant_id/.well-known/agent-card.json"): Op(schema=OBJECT, also={400: OBJECT}),
         # protocol v2: a malformed command envelope is a 400 carrying the protocol's own error envelope
         ("POST", "/threads/:thread_id/commands"): Op(schema=OBJECT, also={400: OBJECT}),
         ("POST", "/threads/:thread_id/stream/events"): Op(schema=SSE_EVENT, media=SSE, errors=(400,)),

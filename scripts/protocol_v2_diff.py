@@ -98,9 +98,14 @@ async def command(http: httpx.AsyncClient, thread_id: str, body: dict[str, Any])
     return {"status": response.status_code, "type": answer.get("type"), "error": answer.get("error")}
 
 
-async def scenario(url: str, graph: str, graph_input: Any, answer: Any) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+async def scenario(url: str, graph: str, graph_input: Any, answer: Any,
+                   headers: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """One scenario on a fresh thread. With `headers` (auth on), the thread is created with POST /threads first, so
+    that the auth module's `threads.create` handler stamps its owner (a thread `run.start` creates gets none)."""
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as http:
         thread_id = str(uuid.uuid4())
+        if headers:
+            (await http.post("/threads", json={"thread_id": thread_id})).raise_for_status()
         start = await command(http, thread_id, {"method": "run.start", "params": {"assistant_id": graph,
                                                                                    "input": graph_input}})  # fmt: skip
         commands = [start]
@@ -130,8 +135,8 @@ async def read_until_input(http: httpx.AsyncClient, thread_id: str) -> dict[str,
     return None
 
 
-async def errors(url: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+async def errors(url: str, headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as http:
         thread_id = str(uuid.uuid4())
         return [await command(http, thread_id, body) for body in ERROR_COMMANDS]
 

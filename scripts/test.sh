@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The official server, pinned, in .venv-reference/ for tests/test_differential.py (which fails in CI without it)
+scripts/setup_reference.sh || echo "test.sh: the reference server could not be installed" >&2
 tests/browser/setup.sh  # Chromium + npm packages for tests/test_browser.py
 .venv/bin/ruff check robyn_server tools_agent tests scripts
 

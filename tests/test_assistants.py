@@ -83,7 +83,7 @@ def test_create_duplicate_409_detail(http: httpx.Client) -> None:
     resp = http.post("/assistants", json={"graph_id": "agent", "assistant_id": assistant_id})
     assert resp.status_code == 409
     assert resp.headers["content-type"] == "application/json"
-    assert resp.json() == {"detail": f"Assistant with ID {assistant_id} already exists"}
+    assert resp.json() == {"detail": f"Assistant {assistant_id} already exists"}
 
 
 def test_create_unknown_graph_404(http: httpx.Client) -> None:

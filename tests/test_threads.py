@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -349,3 +350,23 @@ async def test_update_state_with_run_in_flight_409(client, ahttp: httpx.AsyncCli
         assert run["run_id"] in resp.json()["detail"]
     finally:
         await client.runs.cancel(tid, run["run_id"])
+
+
+async def test_storage_reports_checkpoint_bytes(client, ahttp: httpx.AsyncClient) -> None:
+    thread = await client.threads.create()
+    empty = (await ahttp.get(f"/threads/{thread['thread_id']}/storage")).json()
+    assert empty == {"thread_id": thread["thread_id"], "total_bytes": 0, "checkpoints": {"count": 0, "bytes": 0},
+                     "channel_values": {"count": 0, "bytes": 0, "by_channel": {}},
+                     "pending_writes": {"count": 0, "bytes": 0}}  # fmt: skip
+    await client.runs.wait(thread["thread_id"], "interrupt", input={"request": "x"})
+    report = (await ahttp.get(f"/threads/{thread['thread_id']}/storage")).json()
+    assert report["checkpoints"]["count"] == len(await client.threads.get_history(thread["thread_id"], limit=100))
+    assert report["checkpoints"]["bytes"] > 0 and report["pending_writes"]["count"] > 0
+    values = report["channel_values"]
+    assert values["count"] == sum(c["versions"] for c in values["by_channel"].values())
+    # SQLite keeps channel values inside the checkpoint; memory and Postgres store them apart, per channel
+    assert (values["by_channel"] == {}) == (os.environ.get("TEST_STORAGE", "memory") == "sqlite")
+    assert report["total_bytes"] == report["checkpoints"]["bytes"] + values["bytes"] + report["pending_writes"]["bytes"]
+    missing = await ahttp.get(f"/threads/{uuid.uuid4()}/storage")
+    assert missing.status_code == 404 and "not found" in missing.json()["detail"]
+    assert (await ahttp.get("/threads/nope/storage")).status_code == 422

@@ -307,7 +307,13 @@ def register(router: Router, ctx: ServerContext) -> None:
 
     async def agent_card(req: ApiRequest) -> Any:
         """The A2A agent card of an assistant."""
-        assistant = await get_assistant(ctx, req.path_params["assistant_id"])
+        try:
+            assistant = await get_assistant(ctx, req.path_params["assistant_id"])
+        except ApiError as exc:
+            if exc.status_code != 404:
+                raise
+            message = f"Assistant '{req.path_params['assistant_id']}' not found"  # the reference's JSON-RPC error
+            return JsonResponse({"error": {"code": INVALID_PARAMS, "message": message}}, status_code=400)
         config = {"configurable": dict((assistant.get("config") or {}).get("configurable") or {})}
         async with ctx.registry.graph(assistant["graph_id"], config, access="assistants.read") as graph:
             schema = graph_schemas(graph, assistant["graph_id"])["input_schema"] or {}
@@ -322,19 +328,23 @@ def register(router: Router, ctx: ServerContext) -> None:
             version=__version__,
             supported_interfaces=[a2a.AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="1.0")],
             capabilities=a2a.AgentCapabilities(streaming=True, push_notifications=False),
-            default_input_modes=["text/plain", "application/json"],
-            default_output_modes=["text/plain", "application/json"],
+            default_input_modes=["application/json", "text/plain"],
+            default_output_modes=["application/json", "text/plain"],
             skills=[
                 a2a.AgentSkill(
                     id=f"{assistant['assistant_id']}-main",
                     name=f"{name} Capabilities",
                     description=description,
                     tags=["assistant", "langgraph"],
+                    input_modes=["application/json", "text/plain"],
+                    output_modes=["application/json", "text/plain"],
                 )  # fmt: skip
             ],
         )
         body = to_json(card)
-        body["url"] = url  # A2A 0.3 clients read the endpoint here
+        body["url"] = url  # A2A 0.3 clients read the endpoint here (and the two fields below, as the reference)
+        body["capabilities"]["stateTransitionHistory"] = False
+        body["skills"][0]["examples"] = []
         body["skills"][0]["metadata"] = {"inputSchema": {"required": schema.get("required", []),
                                          "properties": sorted(schema.get("properties", {})),
                                          "supportsA2A": "messages" in schema.get("properties", {})}}  # fmt: skip

@@ -45,9 +45,11 @@ def new_assistant(
     name: str,
     description: str | None,
 ) -> dict[str, Any]:
-    config = config or {}
+    config = dict(config or {})
     if context is None:
         context = dict(config.get("configurable") or {})
+    elif context and not config.get("configurable"):  # kept in step with each other, as the reference does
+        config["configurable"] = dict(context)
     created = now()
     return {
         "assistant_id": assistant_id,
@@ -169,7 +171,7 @@ def register(router: Router, ctx: ServerContext) -> None:
                 raise ApiError(403, "Forbidden: choose another assistant ID")
             if body.if_exists == "do_nothing":
                 return existing
-            raise ApiError(409, f"Assistant with ID {assistant_id} already exists")
+            raise ApiError(409, f"Assistant {assistant_id} already exists")
         assistant = new_assistant(
             ctx,
             graph_id=body.graph_id,
@@ -233,6 +235,9 @@ def register(router: Router, ctx: ServerContext) -> None:
                 fields["context"] = dict(body.config.get("configurable") or {})
         if body.context is not None:
             fields["context"] = body.context
+            config = body.config if body.config is not None else assistant.get("config") or {}
+            if body.context and not config.get("configurable"):
+                fields["config"] = {**config, "configurable": dict(body.context)}
         if body.name is not None:
             fields["name"] = body.name
         if body.description is not None:
@@ -322,7 +327,9 @@ def register(router: Router, ctx: ServerContext) -> None:
         """All versions of an assistant, newest first."""
         assistant = await get_assistant(ctx, req.path_params["assistant_id"])
         body = req.body(AssistantVersions)
-        return await ctx.storage.assistant_versions(assistant["assistant_id"], body.metadata, body.limit, body.offset)
+        versions = await ctx.storage.assistant_versions(assistant["assistant_id"], body.metadata, body.limit,
+                                                        body.offset)  # fmt: skip
+        return [{k: v for k, v in version.items() if k != "updated_at"} for version in versions]  # as the reference
 
     async def assistant_latest(req: ApiRequest) -> Any:
         """Make one version of an assistant the current one."""

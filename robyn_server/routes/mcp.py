@@ -23,7 +23,7 @@ from robyn_server.auth.authorize import authorize, filtered_search
 from robyn_server.context import ServerContext
 from robyn_server.custom_app import call_asgi
 from robyn_server.errors import ApiError
-from robyn_server.http import ApiRequest, Router
+from robyn_server.http import ApiRequest, Router, empty
 from robyn_server.routes.assistants import graph_schemas
 from robyn_server.runs.service import create_run
 from robyn_server.schemas import RunCreateStateless
@@ -166,7 +166,16 @@ def register(router: Router, ctx: ServerContext) -> McpEndpoint:
             raise ApiError(415, "MCP requests must be JSON-RPC with Content-Type: application/json")
         return await call_asgi(endpoint.asgi, req.raw, stream=False)
 
-    # stateless: no server-initiated stream (GET) and no session to end (DELETE), as in the reference
+    async def mcp_stream(req: ApiRequest) -> Any:
+        """MCP server-to-client stream: not offered (stateless server), 405 with no body like the reference."""
+        return empty(405)
+
+    async def mcp_end_session(req: ApiRequest) -> Any:
+        """MCP session end: there are no sessions (stateless server), so 404 with no body like the reference."""
+        return empty(404)
+
     router.add("POST", "/mcp", mcp_endpoint, tags=["mcp"])
+    router.add("GET", "/mcp", mcp_stream, tags=["mcp"])
+    router.add("DELETE", "/mcp", mcp_end_session, tags=["mcp"])
     ctx.startup_hooks.append(endpoint.start)
     return endpoint

@@ -179,15 +179,23 @@ def register(router: Router, ctx: ServerContext) -> None:
 
     # ------------------------------------------------------------------ reads
     async def _thread_run(req: ApiRequest, action: str = "read") -> tuple[str, str, dict[str, Any] | None]:
+        thread_id, run_id, run, _ = await _thread_run_visible(req, action)
+        return thread_id, run_id, run
+
+    async def _thread_run_visible(
+        req: ApiRequest, action: str = "read"
+    ) -> tuple[str, str, dict[str, Any] | None, bool]:
+        """The run (None when missing or not the caller's) and whether the auth filters hide its thread."""
         thread_id = req.uuid_param("thread_id", "thread")
         run_id = req.uuid_param("run_id", "run")
         filters = await authorize(req, "threads", action, {"thread_id": thread_id, "run_id": run_id})
         run = await ctx.storage.run_get(run_id)
         if run is not None and run["thread_id"] != thread_id:
             run = None
-        if run is not None and filters and not visible(await ctx.storage.thread_get(thread_id), filters):
-            run = None  # a run of another user's thread answers exactly like a missing one
-        return thread_id, run_id, run
+        hidden = bool(filters) and not visible(await ctx.storage.thread_get(thread_id), filters)
+        if hidden:
+            run = None  # a run of another user's thread answers like one of a missing thread
+        return thread_id, run_id, run, hidden
 
     async def list_runs(req: ApiRequest) -> Any:
         """Runs of a thread, newest first."""
@@ -205,7 +213,9 @@ def register(router: Router, ctx: ServerContext) -> None:
 
     async def get_run(req: ApiRequest) -> Any:
         """Get a run."""
-        _, _, run = await _thread_run(req)
+        thread_id, _, run, hidden = await _thread_run_visible(req)
+        if hidden:
+            raise ApiError(404, f"Thread with ID {thread_id} not found")
         if run is None:
             raise ApiError(404, "Not Found")
         return run
@@ -222,23 +232,27 @@ def register(router: Router, ctx: ServerContext) -> None:
 
     async def join_stream(req: ApiRequest) -> Any:
         """Join a run's event stream (replaying from `Last-Event-ID` on resumable runs)."""
-        thread_id, run_id, run = await _thread_run(req)
+        thread_id, run_id, run, hidden = await _thread_run_visible(req)
         modes = join_modes(req.query("stream_mode"))
+        loc = _run_location(thread_id, run_id)
+        headers = {"Location": f"{loc}/stream", "Content-Location": loc}
         if run is None:
-            frame = encode_frame("error", serde.dumps({"error": "HTTPException", "message": "404: Run not found"}))
-            return StreamResponse(iter([frame]))
+            message = "404: Thread not found" if hidden else "404: Run not found"  # the reference's texts
+            frame = encode_frame("error", serde.dumps({"error": "HTTPException", "message": message}))
+            return StreamResponse(iter([frame]), headers=headers)
         handle = await ctx.runs.find(run)
         if handle is None or (handle.log.closed and not handle.log.resumable):
-            return StreamResponse(iter(()))
+            return StreamResponse(iter(()), headers=headers)
         last_event_id = req.header("last-event-id")
         start = handle.log.start_index(last_event_id, replay=handle.log.resumable)
-        loc = _run_location(thread_id, run_id)
         return sse(handle, start, cancel_on_disconnect=req.query_bool("cancel_on_disconnect"), modes=modes,
-                   headers={"Location": f"{loc}/stream", "Content-Location": loc})  # fmt: skip
+                   headers=headers)  # fmt: skip
 
     async def join_run(req: ApiRequest) -> Any:
         """Wait for a run to finish and return its final state."""
-        thread_id, run_id, run = await _thread_run(req)
+        thread_id, run_id, run, hidden = await _thread_run_visible(req)
+        if hidden:  # another user's thread: 404, as the reference (a missing run of one's own is a 200 `__error__`)
+            raise ApiError(404, "Thread not found")
         loc = _run_location(thread_id, run_id)
         headers = {"Location": f"{loc}/join", "Content-Location": loc}
         if run is None:

@@ -1,4 +1,5 @@
-"""Threads: create, search, count, get, patch, delete, copy, state (read, update, at a checkpoint), history."""
+"""Threads: create, search, count, get, patch, delete, copy, state (read, update, at a checkpoint), history,
+storage."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from robyn_server.schemas import (
     ThreadStateUpdate,
 )
 from robyn_server.state import EMPTY_STATE, snapshot_to_state
+from robyn_server.storage.thread_storage import thread_storage
 from robyn_server.store_config import thread_ttl_default
 from robyn_server.streaming.event_log import parse_event_id
 from robyn_server.streaming.modes import STREAM_MODES
@@ -291,6 +293,14 @@ def register(router: Router, ctx: ServerContext) -> None:
         checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else None
         return [select_state(s, select) for s in await history(req, body.limit, body.before, body.metadata, checkpoint)]
 
+    async def storage(req: ApiRequest) -> Any:
+        """Bytes the thread's checkpoints occupy: checkpoints, channel values (per channel), pending writes."""
+        thread = await get_thread_record(req)
+        report = await thread_storage(ctx.storage.checkpointer, thread["thread_id"])
+        if report is None:
+            raise ApiError(501, "Checkpoint storage is only reported for the built-in checkpointers.")
+        return {"thread_id": thread["thread_id"], **report}
+
     async def thread_stream(req: ApiRequest) -> Any:
         """Every event of every run on the thread from now on (or after `Last-Event-ID`); never ends."""
         thread = await get_thread_record(req)
@@ -329,5 +339,6 @@ def register(router: Router, ctx: ServerContext) -> None:
         body_model=ThreadStateCheckpoint,
     )  # fmt: skip
     router.add("GET", "/threads/:thread_id/history", history_get, tags=tags)
+    router.add("GET", "/threads/:thread_id/storage", storage, tags=tags)
     router.add("GET", "/threads/:thread_id/stream", thread_stream, tags=tags)
     router.add("POST", "/threads/:thread_id/history", history_post, tags=tags, body_model=ThreadHistory)

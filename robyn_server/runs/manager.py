@@ -17,6 +17,7 @@ import asyncio
 import contextvars
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -362,6 +363,7 @@ class RunManager:
                 log.append("metadata", serde.dumps({"run_id": run_id, "attempt": attempt}))
                 execution.sinks = [s for o in self.observers if (s := o.run_started(execution)) is not None]
                 config = observed.config(execution_config(kwargs["config"]))  # + the caller's token, never stored
+                config = {**config, "run_id": uuid.UUID(run_id)}  # the graph's root run is this run (events mode)
                 graph_id = config["configurable"]["graph_id"]
                 async with asyncio.timeout(self.timeout):
                     async with self.registry.graph(

@@ -99,6 +99,17 @@ def _run_config(
     return config
 
 
+def _thread_config(assistant: dict[str, Any], thread: dict[str, Any], body: RunCreateStateless) -> dict[str, Any]:
+    """The thread's `config` once a run starts on it, as the reference keeps it: the assistant's config, the
+    thread's, then the run's top-level keys (tags, recursion_limit...), with `configurable` only the assistant's
+    and the thread's (the run's own configurable, which may carry request headers or tokens, is not kept)."""
+    assistant_config = assistant.get("config") or {}
+    previous = thread.get("config") or {}
+    request = body.config.model_dump(exclude_none=True) if body.config else {}
+    configurable = {**(assistant_config.get("configurable") or {}), **(previous.get("configurable") or {})}
+    return {**assistant_config, **previous, **request, "configurable": configurable}
+
+
 async def create_run(
     ctx: ServerContext,
     body: RunCreateStateless,
@@ -199,7 +210,8 @@ async def create_run(
     previous = await ctx.storage.run_create(
         run,
         {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]},
-        {"status": "busy", "updated_at": created},
+        {"status": "busy", "updated_at": created}
+        | ({} if thread.get("status") == "busy" else {"config": _thread_config(assistant, thread, body)}),
         reject=strategy == "reject",
     )
     if previous is None:

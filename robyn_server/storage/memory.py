@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from robyn_server.storage.base import Record, Storage, patched_assistant, pick_next_run
+from robyn_server.storage.checkpoint_metadata import MemoryCheckpointer
 from robyn_server.storage.crons import MemoryCrons
 from robyn_server.storage.filters import contains, sort_and_page
 
@@ -19,7 +19,7 @@ class MemoryStorage(MemoryCrons, Storage):
     kind = "memory"
 
     def __init__(self) -> None:
-        self.checkpointer = InMemorySaver()
+        self.checkpointer = MemoryCheckpointer()
         self.store = InMemoryStore()
         self._assistants: dict[str, Record] = {}
         self._versions: dict[str, list[Record]] = {}

@@ -13,6 +13,8 @@ from typing import Any
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg_pool import AsyncConnectionPool
 
+from robyn_server.storage.checkpoint_metadata import ThreadIdInMetadata
+
 
 class _NoLock:
     """An asyncio.Lock stand-in that never waits."""
@@ -29,7 +31,7 @@ class _NoLock:
         return False
 
 
-class PostgresCheckpointer(AsyncPostgresSaver):
+class PostgresCheckpointer(ThreadIdInMetadata, AsyncPostgresSaver):
     """AsyncPostgresSaver; with a pool (and so no pipeline), its calls run concurrently."""
 
     def __init__(self, conn: Any, **kwargs: Any) -> None:

@@ -25,6 +25,8 @@ from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMet
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from robyn_server.storage.checkpoint_metadata import with_thread_id
+
 
 def is_busy(exc: sqlite3.OperationalError) -> bool:
     """The error SQLite gives a connection with `busy_timeout=0` when another one holds the lock it needs."""
@@ -116,7 +118,7 @@ class SqliteCheckpointer(AsyncSqliteSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return await self._call("put", config, checkpoint, metadata, new_versions)
+        return await self._call("put", config, checkpoint, with_thread_id(config, metadata), new_versions)
 
     async def aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
