@@ -7,8 +7,8 @@ graph factory and the graph. LangGraph copies string `configurable` values into 
 below are added to its exclusion list, and stream payloads that carry a config lose them in `redact()`.
 
 A run executed by another process than the one whose request created it (`--role worker`, replicas) asks for
-the credentials over the bus when it starts (`HELD_FLAG` in the stored configurable says there are some): the
-creating process, which holds them in memory, answers over Redis pub/sub; nothing is written to a Redis key.
+the credentials over the bus when it starts: the creating process, which holds them in memory, answers over
+Redis pub/sub (with none when it holds none); nothing is written to a Redis key.
 A run started without the creating request's context and with its creator gone (recovered after a crash)
 runs without the token.
 """
@@ -29,10 +29,6 @@ CREDENTIAL_KEYS = frozenset({TOKEN_KEY})
 # (langgraph.checkpoint.base.get_checkpoint_metadata reads it at call time), so checkpoints never hold them.
 EXCLUDED_METADATA_KEYS.update(CREDENTIAL_KEYS)
 
-# Stored in the run's configurable (not secret) when credentials were held for it; LangGraph keeps `__` keys
-# out of checkpoint metadata.
-HELD_FLAG = "__credentials_held__"
-
 _held: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("robyn_server_run_credentials")
 
 
@@ -43,21 +39,12 @@ def hold(configurable: dict[str, Any], token: str | None) -> None:
     held = {key: configurable.pop(key) for key in CREDENTIAL_KEYS & configurable.keys()}
     if token is not None:
         held[TOKEN_KEY] = token
-    kept = {k: v for k, v in held.items() if v is not None} or None
-    _held.set(kept)
-    if kept:
-        configurable[HELD_FLAG] = True
+    _held.set({k: v for k, v in held.items() if v is not None} or None)
 
 
-def were_held(run: Mapping[str, Any]) -> bool:
-    """Whether the request that created `run` held credentials for it (they live in that process's memory)."""
-    configurable = ((run.get("kwargs") or {}).get("config") or {}).get("configurable") or {}
-    return configurable.get(HELD_FLAG) is True
-
-
-def held_in(context: contextvars.Context) -> dict[str, str] | None:
+def held_in(context: contextvars.Context) -> dict[str, str]:
     """The credentials a creating request's context holds (to hand to the process executing its run)."""
-    return context.get(_held)
+    return context.get(_held) or {}
 
 
 def put_back(context: contextvars.Context, held: dict[str, str]) -> None:

@@ -320,7 +320,7 @@ class RunManager:
         """Run the graph task to its end, then record the outcome; never cancelled by a client."""
         context = self._contexts.pop(execution.run_id, None)
         if context is None:  # created by another process (or before a restart)
-            held = await self._fetch_credentials(execution.run_id) if credentials.were_held(execution.run) else None
+            held = await self._fetch_credentials(execution.run_id) if self.bus.shared else None
             context = context_for_run(execution.run, held)
         execution.task = asyncio.get_running_loop().create_task(self._drive(execution), context=context)
         if execution.cancel_action is not None:
@@ -343,7 +343,8 @@ class RunManager:
             return None
 
     def _credentials_for(self, run_id: str) -> dict[str, str] | None:
-        """The credentials this process holds for a run it created, for the process that executes it."""
+        """The credentials this process holds for a run it created (maybe none), for the process that executes
+        it; None when the run was not created here."""
         context = self._contexts.get(run_id)
         return None if context is None else credentials.held_in(context)
 

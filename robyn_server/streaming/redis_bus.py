@@ -341,7 +341,7 @@ class RedisBus(EventBus):
                 await self.on_wake(message["thread_id"])
             elif message.get("type") == "credentials" and self.on_credentials is not None:
                 held = self.on_credentials(message["run_id"])
-                if held is not None:  # only the creating process answers, on the asker's own channel
+                if held is not None:  # only the creating process answers (maybe with none), on the asker's channel
                     await self._r.publish(message["reply"], serde.dumps({"held": held}))
         except Exception as exc:
             logger.warning("control message %s failed: %s", message.get("type"), exc)
@@ -356,7 +356,7 @@ class RedisBus(EventBus):
     async def fetch_credentials(self, run_id: str) -> dict[str, str] | None:
         """Ask every process for the credentials held for `run_id` and take the creator's answer, sent on a
         channel of this request's own (pub/sub: never written to a key); None when no answer comes in time
-        (the creating process is gone)."""
+        (the creating process is gone: only then does the start wait the whole time)."""
         reply = f"{self.prefix}:credentials:{uuid.uuid4().hex}"
         pubsub = self._r.pubsub(ignore_subscribe_messages=True)
         loop = asyncio.get_running_loop()
