@@ -333,6 +333,12 @@ OPERATIONS.update(
         ("DELETE", "/mcp"): Op(status=404, schema=None),
         # an unknown assistant's card is the reference's JSON-RPC error, with status 400
         ("GET", "/a2a/:assistant_id/.well-known/agent-card.json"): Op(schema=OBJECT, also={400: OBJECT}),
+        ("GET", "/a2a/:assistant_id/.well-known/agent.json"): Op(schema=OBJECT, also={400: OBJECT}),
+        ("GET", "/.well-known/agent-card.json"): Op(
+            schema=OBJECT,
+            also={400: OBJECT},
+            params=(query("assistant_id", {"type": "string"}, "the assistant whose card to answer"),),
+        ),
         # protocol v2: a malformed command envelope is a 400 carrying the protocol's own error envelope
         ("POST", "/threads/:thread_id/commands"): Op(schema=OBJECT, also={400: OBJECT}),
         ("POST", "/threads/:thread_id/stream/events"): Op(schema=SSE_EVENT, media=SSE, errors=(400,)),

@@ -50,6 +50,12 @@ async def test_the_agent_card_describes_the_assistant(platform_server: ServerPro
     ]
     assert card["capabilities"]["streaming"] is True
     assert card["skills"][0]["metadata"]["inputSchema"]["supportsA2A"] is True
+    # the reference's other two addresses of the same card
+    for path in (f"/a2a/{AGENT}/.well-known/agent.json", f"/.well-known/agent-card.json?assistant_id={AGENT}"):
+        assert (await http.get(f"{platform_server.url}{path}")).json() == card, path
+    missing = await http.get(f"{platform_server.url}/.well-known/agent-card.json")
+    assert missing.status_code == 400
+    assert missing.json() == {"error": {"code": -32602, "message": "Missing required query parameter: assistant_id"}}
 
 
 async def test_send_a_task_then_get_it(platform_server: ServerProcess, http: httpx.AsyncClient) -> None:

@@ -306,20 +306,33 @@ def register(router: Router, ctx: ServerContext) -> None:
             return JsonResponse(_rpc(rpc_id, error=exc))
 
     async def agent_card(req: ApiRequest) -> Any:
-        """The A2A agent card of an assistant."""
+        """The A2A agent card of an assistant (`/a2a/{id}/.well-known/agent-card.json`, or `agent.json`)."""
+        base = req.path.rsplit("/.well-known/", 1)[0]  # the assistant's A2A endpoint, under a mount prefix too
+        return await _card(req, req.path_params["assistant_id"], base)
+
+    async def agent_card_by_query(req: ApiRequest) -> Any:
+        """The reference's top-level card route: `/.well-known/agent-card.json?assistant_id=...`."""
+        raw_id = req.query("assistant_id")
+        if not raw_id:
+            return _card_error("Missing required query parameter: assistant_id")
+        return await _card(req, raw_id, f"{req.path.removesuffix('/.well-known/agent-card.json')}/a2a/{raw_id}")
+
+    def _card_error(message: str) -> Any:
+        return JsonResponse({"error": {"code": INVALID_PARAMS, "message": message}}, status_code=400)
+
+    async def _card(req: ApiRequest, raw_id: str, endpoint: str) -> Any:
         try:
-            assistant = await get_assistant(ctx, req.path_params["assistant_id"])
+            assistant = await get_assistant(ctx, raw_id)
         except ApiError as exc:
             if exc.status_code != 404:
                 raise
-            message = f"Assistant '{req.path_params['assistant_id']}' not found"  # the reference's JSON-RPC error
-            return JsonResponse({"error": {"code": INVALID_PARAMS, "message": message}}, status_code=400)
+            return _card_error(f"Assistant '{raw_id}' not found")  # the reference's JSON-RPC error
         config = {"configurable": dict((assistant.get("config") or {}).get("configurable") or {})}
         async with ctx.registry.graph(assistant["graph_id"], config, access="assistants.read") as graph:
             schema = graph_schemas(graph, assistant["graph_id"])["input_schema"] or {}
         host = req.header("host") or "127.0.0.1"
         scheme = req.header("x-forwarded-proto") or "http"
-        url = f"{scheme}://{host}{req.path.removesuffix('/.well-known/agent-card.json')}"  # under a mount prefix too
+        url = f"{scheme}://{host}{endpoint}"
         name = assistant["name"]
         description = assistant.get("description") or f"{name} assistant"
         card = a2a.AgentCard(
@@ -352,3 +365,5 @@ def register(router: Router, ctx: ServerContext) -> None:
 
     router.add("POST", "/a2a/:assistant_id", a2a_endpoint, tags=["a2a"])
     router.add("GET", "/a2a/:assistant_id/.well-known/agent-card.json", agent_card, tags=["a2a"])
+    router.add("GET", "/a2a/:assistant_id/.well-known/agent.json", agent_card, tags=["a2a"])
+    router.add("GET", "/.well-known/agent-card.json", agent_card_by_query, tags=["a2a"])
