@@ -16,6 +16,7 @@ from robyn_server.auth.context import current_identity, get_current_user, user_c
 from robyn_server.auth.runs import authorize_run
 from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
+from robyn_server.ops import tracing
 from robyn_server.ops.requests import current_request_id
 from robyn_server.routes.assistants import resolve_assistant_ref
 from robyn_server.run_headers import run_headers
@@ -194,6 +195,9 @@ async def create_run(
         "updated_at": created,
         "langsmith_session_name": None,
     }
+    trace_context = tracing.creation_context() if tracing.ENABLED else None
+    if trace_context:  # the request's trace parent (ids only), for the process that executes the run
+        run["kwargs"]["trace_context"] = trace_context
     # One atomic step: the thread's in-flight runs are read and the run stored under one lock, so `reject`
     # and enqueue order hold however many requests and processes race.
     previous = await ctx.storage.run_create(
