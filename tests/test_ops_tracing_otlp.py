@@ -5,11 +5,6 @@ endpoint, its MCP server and its RAG service carry the same trace on in `tracepa
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +14,7 @@ import pytest
 from tests.agent_services import McpServer, RagService
 from tests.ops_helpers import AGENT_RUN, wait_for
 from tests.otlp_receiver import ModelStub, OtlpReceiver
-from tests.server import ROOT, TEST_CONFIG, ServerProcess
-from tests.test_engine_multiprocess import REDIS_URL, redis_unreachable
+from tests.server import ROOT, ServerProcess
 
 SERVER = 2  # OTLP SpanKind values
 CLIENT = 3
@@ -166,55 +160,3 @@ def test_tools_agent_mcp_and_rag_calls_continue_the_trace(
     assert all(s["kind"] == CLIENT for s in spans if s["span_id"] in outgoing)
     tools = {s["attributes"].get("gen_ai.tool.name") for s in spans if s["name"].startswith("tool ")}
     assert tools == {"add", "Docs"}
-
-
-def test_run_executed_by_a_worker_keeps_the_request_as_its_parent(postgres_dsn: str) -> None:
-    """`--role api` stores the run with its request's traceparent; the `--role worker` process (no HTTP) that
-    executes it starts the run's span under that request's server span: one trace across the two processes."""
-    reason = redis_unreachable()
-    if reason:
-        if os.environ.get("REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"REQUIRE_POSTGRES=1 (CI) but {reason}")
-        pytest.skip(reason)
-    receiver = OtlpReceiver().start()
-    shared = {
-        "ROBYN_SERVER_STORAGE": "postgres", "DATABASE_URL": postgres_dsn, "REDIS_URL": REDIS_URL,
-        "ROBYN_SERVER_REDIS_PREFIX": f"test-{uuid.uuid4().hex[:10]}", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
-        "OTEL_BSP_SCHEDULE_DELAY": "50",
-    }  # fmt: skip
-    api = ServerProcess(env={**shared, "ROBYN_SERVER_ROLE": "api", "OTEL_SERVICE_NAME": "robyn-api"}).start()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "robyn_server", "--config", str(TEST_CONFIG), "--role", "worker"],
-        cwd=ROOT, env={**os.environ, **shared, "OTEL_SERVICE_NAME": "robyn-worker"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    trace_id = "7bf92f3577b34da6a3ce929d0e0e4739"
-    try:
-        with httpx.Client(base_url=api.url, timeout=60) as http:
-            tid = http.post("/threads", json={}).json()["thread_id"]
-            headers = {"traceparent": f"00-{trace_id}-3333333333333333-01"}
-            answer = http.post(f"/threads/{tid}/runs/wait", json=AGENT_RUN, headers=headers)
-            assert answer.status_code == 200, answer.text
-            (stored,) = http.get(f"/threads/{tid}/runs").json()
-
-        def complete() -> list[dict] | None:
-            spans = receiver.trace(trace_id)
-            names = {s["name"] for s in spans}
-            return spans if {"POST /threads/:thread_id/runs/wait", "run agent", "node model"} <= names else None
-
-        spans = wait_for(complete, "the api's request span and the worker's run and node spans")
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        api.stop()
-        receiver.stop()
-    (server,) = by_name(spans, "POST /threads/:thread_id/runs/wait")
-    (run,) = by_name(spans, "run agent")
-    assert server["service"] == "robyn-api" and server["parent_span_id"] == "3333333333333333"
-    assert run["service"] == "robyn-worker" and run["parent_span_id"] == server["span_id"]
-    assert all(n["parent_span_id"] == run["span_id"] for n in by_name(spans, "node model"))
-    # what was stored with the run: the request's span as W3C traceparent, nothing else
-    assert stored["kwargs"]["trace_context"] == {"traceparent": f"00-{trace_id}-{server['span_id']}-01"}
