@@ -55,11 +55,13 @@ def test_concurrent_runs_per_user(storage_env: dict[str, str]) -> None:
             threads = [http.post("/threads", json={}, headers=a).json()["thread_id"] for _ in range(3)]
             earlier = [http.post(f"/threads/{t}/runs", json=SLOW, headers=a).json() for t in threads[:2]]
             assert all(r["status"] == "pending" for r in earlier)
+            visible = len(http.post("/threads/search", json={"limit": 100}, headers=a).json())
             assert assert_429(http.post(f"/threads/{threads[2]}/runs", json=SLOW, headers=a), "Too many runs") >= 1
             assert_429(http.post(f"/threads/{threads[2]}/runs/stream", json=SLOW, headers=a), "Too many runs")
             assert_429(http.post("/runs/wait", json=SLOW, headers=a), "Too many runs")
             assert_429(http.post("/runs/batch", json=[SLOW], headers=a), "Too many runs")
             assert http.get(f"/threads/{threads[2]}/runs", headers=a).json() == []  # nothing stored for refusals
+            assert len(http.post("/threads/search", json={"limit": 100}, headers=a).json()) == visible  # no thread
             other = http.post("/threads", json={}, headers=b).json()["thread_id"]
             assert http.post(f"/threads/{other}/runs/wait", json=AGENT_RUN, headers=b).status_code == 200
             for thread_id, run in zip(threads, earlier, strict=False):
