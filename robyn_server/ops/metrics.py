@@ -71,15 +71,23 @@ RATE_LIMITED = Counter(
 )
 
 _process = {"active_runs": 0}
+# Each label set's children, looked up once: `labels()` takes a lock and builds its key on every call. The
+# label sets are bounded (route templates, statuses), so these stay small.
+_http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_run_children: dict[str, tuple[Any, Any]] = {}
 
 
 # ---------------------------------------------------------------------------- hooks
 def http_observed(method: str, route: str, status: int, seconds: float) -> None:
     if not ENABLED:
         return
-    labels = (method, route, str(status))
-    HTTP_REQUESTS.labels(*labels).inc()
-    HTTP_LATENCY.labels(*labels).observe(seconds)
+    key = (method, route, status)
+    children = _http_children.get(key)
+    if children is None:
+        labels = (method, route, str(status))
+        children = _http_children[key] = (HTTP_REQUESTS.labels(*labels), HTTP_LATENCY.labels(*labels))
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def stream_opened() -> None:
@@ -114,8 +122,11 @@ def run_finished(status: str, seconds: float) -> None:
         return
     _process["active_runs"] -= 1
     WORKERS_ACTIVE.dec()
-    RUNS_FINISHED.labels(status).inc()
-    RUN_DURATION.labels(status).observe(seconds)
+    children = _run_children.get(status)
+    if children is None:
+        children = _run_children[status] = (RUNS_FINISHED.labels(status), RUN_DURATION.labels(status))
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def run_rejected(limit: str) -> None:
