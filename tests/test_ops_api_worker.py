@@ -48,11 +48,11 @@ def pair() -> Iterator[tuple[ServerProcess, OtlpReceiver]]:
         yield api, receiver
     finally:
         worker.send_signal(signal.SIGTERM)
+        api.stop()  # while the worker drains
         try:
             worker.wait(30)
         except subprocess.TimeoutExpired:
             worker.kill()
-        api.stop()
         receiver.stop()
         drop_database(dsn)
 
