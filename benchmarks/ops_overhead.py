@@ -1,20 +1,25 @@
 """Server CPU per run with the operations features on, beside all off.
 
-    .venv/bin/python benchmarks/ops_overhead.py [--runs 400] [--clients 8] [--repeats 3]
+    .venv/bin/python benchmarks/ops_overhead.py [--runs 400] [--clients 8] [--repeats 3] [--storage sqlite]
     .venv/bin/python benchmarks/ops_overhead.py --in-process
+    .venv/bin/python benchmarks/ops_overhead.py --profile --configs "all off,all three"
 
-`--in-process` measures the same hooks without a server, where other load on the machine disturbs less: the
-`tokens` graph run by the run manager's hooks (`observe.run_started` ... `run_finished`) with a request span,
-tracing off and on (spans batch-encoded to OTLP protobuf, not sent), and the per-run cost of the JSON log lines
-and of the metrics; process CPU, minimum of 8 rounds of 150 runs.
+`--profile` records the server with py-spy and prints the share of its CPU samples in the logging, span and
+metrics code (and the libraries they call). `--in-process` measures the same hooks without a server, where
+other load on the machine disturbs less: the `tokens` graph run by the run manager's hooks
+(`observe.run_started` ... `run_finished`) with a request span, tracing off and on (spans batch-encoded to OTLP
+protobuf, not sent), and the per-run cost of the JSON log lines and of the metrics; process CPU, minimum of 8
+rounds of 150 runs.
 
-Starts this server on `benchmarks/langgraph.json` (memory storage) once per configuration, sends `--runs`
-streamed 50-token runs (`messages-tuple`) from `--clients` concurrent httpx clients, and reads the server
-process's CPU time (psutil, user + system) before and after. Configurations: everything off (text logs at
-WARNING, no tracing, `ROBYN_SERVER_METRICS=false`), JSON logs at INFO (access and run lines written), tracing on
-(OTLP/HTTP to a local receiver in this process, which decodes every span), metrics on, and all three. The
-minimum and the median of `--repeats` measurements are printed per configuration (the minimum is the least
-disturbed by other load on a shared machine), with the change against all off.
+Starts this server on `benchmarks/langgraph.json` (`--storage`: SQLite, the durable default, in a fresh file
+per server, or memory) once per configuration, sends `--runs` streamed 50-token runs (`messages-tuple`) from
+`--clients` concurrent httpx clients, and reads the server process's CPU time (psutil, user + system) before
+and after. Configurations (`--configs` picks some): everything off (text logs at WARNING, no tracing,
+`ROBYN_SERVER_METRICS=false`), JSON logs at INFO (access and run lines written), tracing on (OTLP/HTTP to a
+local receiver in this process, which decodes every span; batches sent as the SDK does by default, every 5 s
+or per 512 spans, `--schedule-ms` to change), metrics on, and all three. The minimum and the median of
+`--repeats` measurements are printed per configuration (the minimum is the least disturbed by other load on a
+shared machine), with the change against all off.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import argparse
 import asyncio
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -41,8 +47,8 @@ OFF = {"LOG_FORMAT": "text", "LOG_LEVEL": "WARNING", "ROBYN_SERVER_METRICS": "fa
        "OTEL_EXPORTER_OTLP_ENDPOINT": None}  # fmt: skip
 
 
-def configurations(receiver_url: str) -> dict[str, dict[str, str | None]]:
-    tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver_url, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+def configurations(receiver_url: str, schedule_ms: int) -> dict[str, dict[str, str | None]]:
+    tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver_url, "OTEL_BSP_SCHEDULE_DELAY": str(schedule_ms)}
     return {
         "all off": OFF,
         "json logs": {**OFF, "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"},
@@ -84,20 +90,63 @@ def cpu_seconds(pid: int) -> float:
     return total.user + total.system
 
 
-def measure(env: dict[str, str | None], runs: int, clients: int) -> tuple[float, float]:
-    """(server CPU ms per run, runs/s) for one fresh server."""
-    proc = ServerProcess(config=CONFIG, env=env).start()
+def storage_env(storage: str) -> dict[str, str | None]:
+    if storage == "memory":
+        return {"ROBYN_SERVER_STORAGE": "memory"}
+    folder = tempfile.mkdtemp(prefix="ops-overhead-")
+    return {"ROBYN_SERVER_STORAGE": "sqlite", "ROBYN_SERVER_SQLITE_PATH": str(Path(folder) / "bench.sqlite")}
+
+
+def measure(env: dict[str, str | None], runs: int, clients: int, storage: str, settle: float) -> tuple[float, float]:
+    """(server CPU ms per run, runs/s) for one fresh server (and a fresh SQLite file). `settle` seconds after the
+    runs (the same for every configuration) let the span exporter's last batch go out, so its CPU is counted."""
+    proc = ServerProcess(config=CONFIG, env={**env, **storage_env(storage)}).start()
     try:
         asyncio.run(drive(proc.url, 40, clients))  # warm-up: imports, first-run caches
         assert proc.proc is not None
         before, start = cpu_seconds(proc.proc.pid), time.perf_counter()
         done = asyncio.run(drive(proc.url, runs, clients))
         elapsed = time.perf_counter() - start
-        time.sleep(0.5)  # let the span exporter's last batch go out, so its CPU is counted
+        time.sleep(settle)
         used = cpu_seconds(proc.proc.pid) - before
         return used * 1000 / max(done, 1), done / elapsed
     finally:
         proc.stop()
+
+
+# Frames of the operations code and the libraries it calls (py-spy's shortened file names).
+OPS_FRAMES = ("(logging/__init__.py", "(pythonjsonlogger/", "(http/trace_exporter/", "trace_encoder/",
+              "(trace/__init__.py", "(trace/sampling.py", "(trace/propagation", "trace_callbacks.py",
+              "(prometheus_client/", "(robyn_server/ops/metrics.py", "(robyn_server/ops/logs.py",
+              "(requests/")  # fmt: skip
+
+
+def profile(env: dict[str, str | None], runs: int, clients: int, storage: str, settle: float) -> float:
+    """The share of the server's CPU samples (py-spy) whose stack is in the operations code."""
+    import shutil
+    import subprocess
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out = Path(tempfile.mkdtemp(prefix="ops-profile-")) / "stacks.txt"
+    proc = ServerProcess(config=CONFIG, env={**env, **storage_env(storage)}).start()
+    try:
+        asyncio.run(drive(proc.url, 40, clients))
+        assert proc.proc is not None
+        args = [spy, "record", "--pid", str(proc.proc.pid), "--format", "raw", "-o", str(out), "--rate", "250"]
+        recorder = subprocess.Popen([*args, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # py-spy attached
+        asyncio.run(drive(proc.url, runs, clients))
+        time.sleep(settle)
+        recorder.send_signal(2)
+        recorder.wait(60)
+    finally:
+        proc.stop()
+    total = ops = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        total += int(count)
+        ops += int(count) if any(frame in stack for frame in OPS_FRAMES) else 0
+    return 100 * ops / max(total, 1)
 
 
 def in_process() -> None:
@@ -119,7 +168,7 @@ def in_process() -> None:
             encode_spans(spans).SerializeToString()
             return SpanExportResult.SUCCESS
 
-    tracing.configure(processor=BatchSpanProcessor(EncodeOnly(), schedule_delay_millis=200))
+    tracing.configure(processor=BatchSpanProcessor(EncodeOnly()))  # the SDK's batching: 5 s or 512 spans
     graph_input = {"messages": [{"role": "user", "content": "go"}]}
 
     async def one(traced: bool) -> None:
@@ -201,24 +250,41 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=400)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--storage", choices=["sqlite", "memory"], default="sqlite")
+    parser.add_argument("--schedule-ms", type=int, default=5000,
+                        help="OTEL_BSP_SCHEDULE_DELAY of the traced servers (the SDK's default: 5000)")  # fmt: skip
+    parser.add_argument("--configs", default="", help="comma-separated subset, e.g. 'all off,all three'")
     parser.add_argument("--in-process", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="py-spy share of the operations code, per config")
     args = parser.parse_args()
     if args.in_process:
         in_process()
         return
     receiver = OtlpReceiver().start()
+    if args.profile:
+        try:
+            configs = configurations(receiver.url, args.schedule_ms)
+            for name in args.configs.split(",") if args.configs else configs:
+                share = profile(configs[name], args.runs, args.clients, args.storage, args.schedule_ms / 1000 + 0.5)
+                print(f"{name:<12} {share:5.1f}% of the server's CPU samples in logging, span and metrics code")
+        finally:
+            receiver.stop()
+        return
     results: dict[str, list[tuple[float, float]]] = {}
     try:
-        configs = configurations(receiver.url)
+        configs = configurations(receiver.url, args.schedule_ms)
+        if args.configs:
+            configs = {name: configs[name] for name in args.configs.split(",")}
+        settle = args.schedule_ms / 1000 + 0.5
         for _ in range(args.repeats):  # interleaved, so drift of a shared machine hits every configuration
             for name, env in configs.items():
-                results.setdefault(name, []).append(measure(env, args.runs, args.clients))
+                results.setdefault(name, []).append(measure(env, args.runs, args.clients, args.storage, settle))
     finally:
         receiver.stop()
     base_min = min(cpu for cpu, _ in results["all off"])
     base_median = statistics.median(cpu for cpu, _ in results["all off"])
-    print(f"{args.runs} streamed 50-token runs x {args.repeats}, {args.clients} clients; spans received: "
-          f"{len(receiver.spans)}")  # fmt: skip
+    print(f"{args.runs} streamed 50-token runs x {args.repeats}, {args.clients} clients, {args.storage}, spans sent "
+          f"every {args.schedule_ms} ms (or per 512); spans received: {len(receiver.spans)}")  # fmt: skip
     print(f"{'configuration':<12} {'min ms/run':>10} {'vs off':>7} {'median':>7} {'vs off':>7} {'runs/s':>7}  samples")
     for name, samples in results.items():
         low, mid = min(c for c, _ in samples), statistics.median(c for c, _ in samples)

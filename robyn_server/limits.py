@@ -1,10 +1,12 @@
 """Run-creation limits: concurrent runs and creation rate per identity, and a global queue limit.
 
-Over a limit, run creation answers 429 `{"detail": ...}` with `Retry-After` before anything is stored, so
-runs already queued are untouched. Concurrent runs (pending or running, per caller) and the global queue
-(pending runs) are counted in storage, so every process sharing the database sees the same numbers; the rate
-is a token bucket per identity in each process. Per-identity limits need an authenticated caller; with auth
-off only the global queue limit applies.
+Over a limit, run creation answers 429 `{"detail": ...}` with `Retry-After` and nothing is stored, so runs
+already queued are untouched. Concurrent runs (pending or running, per caller) are counted by storage in the
+same atomic step that stores the run (`Storage.run_create`, under a lock per caller that holds across
+processes), so a burst of creations by one caller never exceeds the maximum. The global queue (pending runs)
+is counted in storage before the run is stored, so every process sees the same queue, but a burst may pass it
+by a few runs. The rate is a token bucket per identity in each process. Per-identity limits need an
+authenticated caller; with auth off only the global queue limit applies.
 
     ROBYN_SERVER_MAX_RUNS_PER_USER      concurrent pending+running runs per identity (0: unlimited)
     ROBYN_SERVER_RUNS_PER_MINUTE        run creations per minute per identity (0: unlimited)
@@ -25,8 +27,6 @@ from typing import Any
 from robyn_server.config import env_float, env_int
 from robyn_server.errors import ApiError
 from robyn_server.ops import metrics
-
-INFLIGHT = ["pending", "running"]
 
 
 @dataclass
@@ -54,21 +54,20 @@ class Limits:
     def active(self) -> bool:
         return bool(self.max_runs_per_user or self.runs_per_minute or self.max_pending_runs)
 
+    def max_creator_runs(self, identity: str | None) -> int:
+        """The `max_creator_runs` for `Storage.run_create` (0: no per-caller limit for this caller)."""
+        return self.max_runs_per_user if identity is not None else 0
+
     async def check_run_creation(self, storage: Any, identity: str | None) -> None:
-        """Raise 429 when `identity` (None: an unauthenticated caller) may not create a run now."""
+        """Raise 429 when the queue is full or `identity` (None: an unauthenticated caller) is over its rate.
+        The concurrent-runs limit is applied by storage when the run is stored (`too_many_runs`)."""
         if not self.active:
             return
-        per_user = identity is not None and self.max_runs_per_user > 0
-        if per_user or self.max_pending_runs > 0:
-            runs = await storage.run_list_by_status(INFLIGHT)
-            if self.max_pending_runs > 0 and sum(r["status"] == "pending" for r in runs) >= self.max_pending_runs:
+        if self.max_pending_runs > 0:
+            runs = await storage.run_list_by_status(["pending"])
+            if len(runs) >= self.max_pending_runs:
                 metrics.run_rejected("queue")
                 raise self._refuse(f"The run queue is full ({self.max_pending_runs} pending runs). Retry later.")
-            if per_user and sum(_creator(r) == identity for r in runs) >= self.max_runs_per_user:
-                metrics.run_rejected("concurrent")
-                raise self._refuse(
-                    f"Too many runs in progress: {self.max_runs_per_user} pending or running runs allowed per user."
-                )
         if identity is not None and self.runs_per_minute > 0:
             wait = self._take(identity)
             if wait > 0:
@@ -76,6 +75,17 @@ class Limits:
                 raise self._refuse(
                     f"Too many runs created: {self.runs_per_minute:g} per minute allowed per user.", math.ceil(wait)
                 )
+
+    def too_many_runs(self, identity: str) -> ApiError:
+        """The 429 for a creation storage refused (`RunLimitReached`); the rate token it took is given back."""
+        metrics.run_rejected("concurrent")
+        if self.runs_per_minute > 0:
+            with self._lock:
+                tokens, last = self._buckets.get(identity, (0.0, time.monotonic()))
+                self._buckets[identity] = (min(max(1.0, self.burst), tokens + 1.0), last)
+        return self._refuse(
+            f"Too many runs in progress: {self.max_runs_per_user} pending or running runs allowed per user."
+        )
 
     def _take(self, identity: str) -> float:
         """Take one token from the identity's bucket; returns 0, or the seconds until a token is there."""
@@ -93,11 +103,6 @@ class Limits:
 
     def _refuse(self, detail: str, retry_after: int | None = None) -> ApiError:
         return ApiError(429, detail, {"Retry-After": str(max(1, retry_after or self.retry_after))})
-
-
-def _creator(run: dict[str, Any]) -> str | None:
-    configurable = ((run.get("kwargs") or {}).get("config") or {}).get("configurable") or {}
-    return configurable.get("langgraph_auth_user_id") or None
 
 
 _limits: dict[str, Limits] = {}

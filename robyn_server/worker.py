@@ -13,9 +13,11 @@ from robyn_server.context import ServerContext
 
 
 async def run_worker(ctx: ServerContext, grace: float) -> None:
+    from robyn_server.ops import tracing
     from robyn_server.runs.recovery import forget_this_instance, recover_at_startup
     from robyn_server.storage.errors import exit_on_startup_error
 
+    tracing.configure()  # only with OTEL_* settings: run spans continue the trace of the request that created them
     try:
         await ctx.storage.setup()
         await ctx.runs.bus.start()
@@ -30,3 +32,4 @@ async def run_worker(ctx: ServerContext, grace: float) -> None:
     await ctx.runs.shutdown(grace)
     await forget_this_instance(ctx)
     await ctx.runs.bus.close()
+    tracing.shutdown()  # flush the spans still queued for export

@@ -97,6 +97,10 @@ class McpServer(_Child):
     def seen_tokens(self) -> list[str]:
         return httpx.get(f"{self.root}/seen", timeout=5).json()
 
+    def seen_traceparents(self) -> list[str]:
+        """The W3C `traceparent` header of each MCP request that carried one."""
+        return httpx.get(f"{self.root}/traceparents", timeout=5).json()
+
 
 def serve_mcp(port: int, token: str | None) -> None:
     """Run the test MCP server (blocking)."""
@@ -123,16 +127,20 @@ def serve_mcp(port: int, token: str | None) -> None:
 
     app = mcp.streamable_http_app()
     seen: list[str] = []
+    traceparents: list[str] = []
 
     async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             path = scope["path"]
-            auth = dict(scope["headers"]).get(b"authorization", b"").decode()
-            if path in ("/health", "/seen"):
-                body = {"ok": True} if path == "/health" else seen
+            headers = dict(scope["headers"])
+            auth = headers.get(b"authorization", b"").decode()
+            if path in ("/health", "/seen", "/traceparents"):
+                body = {"/health": {"ok": True}, "/seen": seen, "/traceparents": traceparents}[path]
                 return await JSONResponse(body)(scope, receive, send)
             if auth:
                 seen.append(auth.removeprefix("Bearer "))
+            if b"traceparent" in headers:
+                traceparents.append(headers[b"traceparent"].decode())
             if token is not None and auth != f"Bearer {token}":
                 return await JSONResponse({"error": "invalid_token"}, status_code=401)(scope, receive, send)
         await app(scope, receive, send)
@@ -147,6 +155,7 @@ class RagService:
         self.token = token
         self.collections = collections
         self.searches: list[dict[str, Any]] = []
+        self.traceparents: list[str] = []  # the W3C `traceparent` of each request that carried one
         self.fail_search = False
         service = self
 
@@ -163,6 +172,8 @@ class RagService:
                 self.wfile.write(data)
 
             def _authorized(self) -> bool:
+                if self.headers.get("traceparent"):
+                    service.traceparents.append(self.headers["traceparent"])
                 if self.headers.get("Authorization") == f"Bearer {service.token}":
                     return True
                 self._send(401, {"detail": "Invalid token"})

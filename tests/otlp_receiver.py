@@ -88,10 +88,13 @@ class OtlpReceiver(_Threaded):
 
 
 class ModelStub(_Threaded):
-    """`POST /v1/chat/completions` answering "stub answer"; `calls` holds each call's headers."""
+    """`POST /v1/chat/completions` answering "stub answer"; `calls` holds each call's headers. With `tool_calls`
+    set (`[{"name": ..., "arguments": {...}}]`), a call offering tools whose last message is the user's is
+    answered with those calls instead (the tools agent then calls its MCP and RAG tools)."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, str]] = []
+        self.tool_calls: list[dict[str, Any]] = []
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -101,16 +104,25 @@ class ModelStub(_Threaded):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 stub.calls.append({k.lower(): v for k, v in self.headers.items()})
-                message = {"role": "assistant", "content": "stub answer"}
+                message: dict[str, Any] = {"role": "assistant", "content": "stub answer"}
+                last = (body.get("messages") or [{}])[-1]
+                if stub.tool_calls and body.get("tools") and last.get("role") == "user":
+                    calls = [
+                        {"index": i, "id": f"call_{i}", "type": "function",
+                         "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                        for i, c in enumerate(stub.tool_calls)
+                    ]  # fmt: skip
+                    message = {"role": "assistant", "content": "", "tool_calls": calls}
+                finish = "tool_calls" if "tool_calls" in message else "stop"
                 usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
                 base = {"id": "c1", "created": int(time.time()), "model": "stub"}
                 if body.get("stream"):
-                    choice = {"index": 0, "delta": message, "finish_reason": "stop"}
+                    choice = {"index": 0, "delta": message, "finish_reason": finish}
                     chunk = {**base, "object": "chat.completion.chunk", "choices": [choice]}
                     data = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
                     content_type = "text/event-stream"
                 else:
-                    choice = {"index": 0, "message": message, "finish_reason": "stop"}
+                    choice = {"index": 0, "message": message, "finish_reason": finish}
                     data = json.dumps(
                         {**base, "object": "chat.completion", "usage": usage, "choices": [choice]}
                     ).encode()

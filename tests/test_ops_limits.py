@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -54,11 +55,13 @@ def test_concurrent_runs_per_user(storage_env: dict[str, str]) -> None:
             threads = [http.post("/threads", json={}, headers=a).json()["thread_id"] for _ in range(3)]
             earlier = [http.post(f"/threads/{t}/runs", json=SLOW, headers=a).json() for t in threads[:2]]
             assert all(r["status"] == "pending" for r in earlier)
+            visible = len(http.post("/threads/search", json={"limit": 100}, headers=a).json())
             assert assert_429(http.post(f"/threads/{threads[2]}/runs", json=SLOW, headers=a), "Too many runs") >= 1
             assert_429(http.post(f"/threads/{threads[2]}/runs/stream", json=SLOW, headers=a), "Too many runs")
             assert_429(http.post("/runs/wait", json=SLOW, headers=a), "Too many runs")
             assert_429(http.post("/runs/batch", json=[SLOW], headers=a), "Too many runs")
             assert http.get(f"/threads/{threads[2]}/runs", headers=a).json() == []  # nothing stored for refusals
+            assert len(http.post("/threads/search", json={"limit": 100}, headers=a).json()) == visible  # no thread
             other = http.post("/threads", json={}, headers=b).json()["thread_id"]
             assert http.post(f"/threads/{other}/runs/wait", json=AGENT_RUN, headers=b).status_code == 200
             for thread_id, run in zip(threads, earlier, strict=False):
@@ -68,8 +71,29 @@ def test_concurrent_runs_per_user(storage_env: dict[str, str]) -> None:
             assert http.post(f"/threads/{threads[2]}/runs/wait", json=SLOW, headers=a).status_code == 200
             rejected = http.get("/metrics", params={"format": "prometheus"}).text
             assert 'lg_api_runs_rejected_total{limit="concurrent"} 4.0' in rejected
+            burst_of_creations(http, a, allowed=2)
     finally:
         proc.stop()
+
+
+def burst_of_creations(http: httpx.Client, headers: dict, allowed: int, burst: int = 12) -> None:
+    """Many run creations by one user at once, on threads of their own: the count is claimed with the run in
+    storage, so exactly `allowed` are stored and the rest get 429, however the requests interleave."""
+    threads = [http.post("/threads", json={}, headers=headers).json()["thread_id"] for _ in range(burst)]
+    long_run = {"assistant_id": "slow", "input": {"delay": 30}}  # still in flight when the burst is over
+
+    def create(thread_id: str) -> httpx.Response:
+        return http.post(f"/threads/{thread_id}/runs", json=long_run, headers=headers)
+
+    with ThreadPoolExecutor(burst) as pool:
+        answers = list(pool.map(create, threads))
+    accepted = [(t, r.json()["run_id"]) for t, r in zip(threads, answers, strict=True) if r.status_code == 200]
+    assert len(accepted) == allowed, [r.status_code for r in answers]
+    assert all(r.status_code == 429 for r in answers if r.status_code != 200)
+    stored = [run for t in threads for run in http.get(f"/threads/{t}/runs", headers=headers).json()]
+    assert len(stored) == allowed
+    for thread_id, run_id in accepted:  # end them now rather than in 90 seconds
+        assert http.post(f"/threads/{thread_id}/runs/{run_id}/cancel", headers=headers).status_code in (200, 202)
 
 
 def test_run_creation_rate_per_user() -> None:

@@ -1,6 +1,6 @@
 """Traces over real OTLP/HTTP to a local receiver: one trace from the caller's `traceparent` through the
-request's server span, the run's span, its node spans and model spans; the tools agent's call to its model
-endpoint carries the same trace on in `traceparent`."""
+request's server span, the run's span, its node spans and model spans; the tools agent's calls to its model
+endpoint, its MCP server and its RAG service carry the same trace on in `traceparent`."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.agent_services import McpServer, RagService
 from tests.ops_helpers import AGENT_RUN, wait_for
 from tests.otlp_receiver import ModelStub, OtlpReceiver
 from tests.server import ROOT, ServerProcess
 
 SERVER = 2  # OTLP SpanKind values
 CLIENT = 3
+RAG_TOKEN = "rag-user-token"
+RAG_COLLECTIONS = {"c-1": {"name": "Docs", "documents": [{"id": "d1", "page_content": "Robyn serves agents."}]}}
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +105,58 @@ def test_tools_agent_model_call_continues_the_trace(traced: tuple[ServerProcess,
     assert client["kind"] == CLIENT  # the httpx span whose id went out in traceparent
     (run,) = [s for s in spans if s["name"].startswith("run ")]
     assert client["trace_id"] == run["trace_id"] == trace_id
+
+
+def test_tools_agent_mcp_and_rag_calls_continue_the_trace(
+    traced: tuple[ServerProcess, OtlpReceiver, ModelStub],
+) -> None:
+    """The MCP server (the `mcp` package over streamable HTTP) and the RAG service each receive the run's trace
+    in `traceparent`, when the tools are listed and when the model calls them."""
+    proc, receiver, stub = traced
+    trace_id = "6bf92f3577b34da6a3ce929d0e0e4738"
+    mcp = McpServer().start()
+    try:
+        with RagService(RAG_TOKEN, RAG_COLLECTIONS) as rag:
+            stub.tool_calls = [
+                {"name": "add", "arguments": {"a": 2, "b": 3}},
+                {"name": "Docs", "arguments": {"query": "robyn"}},
+            ]
+            configurable = {
+                "base_url": f"{stub.url}/v1", "custom_model_name": "stub", "custom_api_key": "stub-key",
+                "mcp_config": {"url": mcp.url, "tools": ["add"]},
+                "rag": {"rag_url": rag.url, "collections": ["c-1"]},
+            }  # fmt: skip
+            with httpx.Client(base_url=proc.url, timeout=30) as http:
+                assistant = http.post(
+                    "/assistants", json={"graph_id": "tools", "config": {"configurable": configurable}}
+                )
+                tid = http.post("/threads", json={}).json()["thread_id"]
+                body = {
+                    "assistant_id": assistant.json()["assistant_id"],
+                    "input": {"messages": [{"role": "user", "content": "add and search"}]},
+                    "config": {"configurable": {"x-supabase-access-token": RAG_TOKEN}},
+                }
+                headers = {"traceparent": f"00-{trace_id}-2222222222222222-01"}
+                answer = http.post(f"/threads/{tid}/runs/wait", json=body, headers=headers).json()
+            rag_sent = [t for t in rag.traceparents if trace_id in t]
+            searches = list(rag.searches)
+        mcp_sent = [t for t in mcp.seen_traceparents() if trace_id in t]
+    finally:
+        stub.tool_calls = []
+        mcp.stop()
+    assert [m["type"] for m in answer["messages"]] == ["human", "ai", "tool", "tool", "ai"], answer
+    assert "5" in str(answer["messages"][2]["content"]) and searches == [{"collection": "c-1", "query": "robyn",
+                                                                         "limit": 10}]  # fmt: skip
+    assert len(rag_sent) == 2  # the collection read when the graph is built, then the search
+    assert len(mcp_sent) >= 2  # listing the tools, then calling `add` (each a few MCP requests)
+    outgoing = {t.split("-")[2] for t in rag_sent + mcp_sent}
+
+    def arrived() -> list[dict] | None:
+        spans = receiver.trace(trace_id)
+        ids = {s["span_id"] for s in spans}
+        return spans if outgoing <= ids and any(s["name"].startswith("run ") for s in spans) else None
+
+    spans = wait_for(arrived, "the client spans of the MCP and RAG calls and the run span")
+    assert all(s["kind"] == CLIENT for s in spans if s["span_id"] in outgoing)
+    tools = {s["attributes"].get("gen_ai.tool.name") for s in spans if s["name"].startswith("tool ")}
+    assert tools == {"add", "Docs"}

@@ -7,6 +7,7 @@ Set POSTGRES_ADMIN_DSN to point at another server's maintenance database.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -20,7 +21,7 @@ import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 from psycopg import sql
 
-from robyn_server.storage.base import Record, Storage
+from robyn_server.storage.base import Record, RunLimitReached, Storage, run_creator
 from robyn_server.storage.filters import sort_and_page
 from robyn_server.storage.memory import MemoryStorage
 from robyn_server.storage.postgres import PostgresStorage
@@ -521,6 +522,47 @@ async def test_run_finish_keeps_the_thread_busy_while_another_run_waits(storage:
     # A missing thread (a temporary run's thread deleted meanwhile) still records the run.
     await storage.run_finish(uid(), queued["run_id"], {"status": "idle"}, {"status": "interrupted"})
     assert (await storage.run_get(queued["run_id"]))["status"] == "interrupted"
+
+
+def created_by(thread_id: str, identity: str, **fields: Any) -> Record:
+    r = run(thread_id, **fields)
+    r["kwargs"]["config"]["configurable"] = {"langgraph_auth_user_id": identity}
+    return r
+
+
+async def test_run_create_counts_the_creators_runs_in_flight(backend: Backend) -> None:
+    """`max_creator_runs`: a burst of creations by one caller on threads of their own, from two storage
+    instances (two processes) at once, stores exactly the maximum; finished runs and other callers don't count."""
+    first = await backend.open()
+    second = await backend.open() if backend.persistent else first
+    try:
+        threads = [thread() for _ in range(10)]
+        for t in threads:
+            await first.thread_put(t)
+        await first.run_put(created_by(threads[0]["thread_id"], "alice", status="success"))
+        await first.run_put(created_by(threads[0]["thread_id"], "bob"))
+
+        async def create(i: int) -> bool:
+            storage = (first, second)[i % 2]
+            try:
+                await storage.run_create(created_by(threads[i]["thread_id"], "alice", created=i), {}, {},
+                                         reject=False, max_creator_runs=3)  # fmt: skip
+            except RunLimitReached:
+                return False
+            return True
+
+        outcomes = await asyncio.gather(*(create(i) for i in range(10)))
+        assert sum(outcomes) == 3
+        inflight = await first.run_list_by_status(["pending", "running"])
+        assert sum(run_creator(r) == "alice" for r in inflight) == 3
+        # another caller, a caller without identity, and no limit at all are not refused
+        await first.run_create(created_by(threads[1]["thread_id"], "bob"), {}, {}, reject=False, max_creator_runs=3)
+        await first.run_create(run(threads[1]["thread_id"]), {}, {}, reject=False, max_creator_runs=1)
+        await first.run_create(created_by(threads[2]["thread_id"], "alice"), {}, {}, reject=False)
+    finally:
+        if second is not first:
+            await second.close()
+        await first.close()
 
 
 # checkpointer and store --------------------------------------------------------------------

@@ -71,15 +71,23 @@ RATE_LIMITED = Counter(
 )
 
 _process = {"active_runs": 0}
+# Each label set's children, looked up once: `labels()` takes a lock and builds its key on every call. The
+# label sets are bounded (route templates, statuses), so these stay small.
+_http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_run_children: dict[str, tuple[Any, Any]] = {}
 
 
 # ---------------------------------------------------------------------------- hooks
 def http_observed(method: str, route: str, status: int, seconds: float) -> None:
     if not ENABLED:
         return
-    labels = (method, route, str(status))
-    HTTP_REQUESTS.labels(*labels).inc()
-    HTTP_LATENCY.labels(*labels).observe(seconds)
+    key = (method, route, status)
+    children = _http_children.get(key)
+    if children is None:
+        labels = (method, route, str(status))
+        children = _http_children[key] = (HTTP_REQUESTS.labels(*labels), HTTP_LATENCY.labels(*labels))
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def stream_opened() -> None:
@@ -114,8 +122,11 @@ def run_finished(status: str, seconds: float) -> None:
         return
     _process["active_runs"] -= 1
     WORKERS_ACTIVE.dec()
-    RUNS_FINISHED.labels(status).inc()
-    RUN_DURATION.labels(status).observe(seconds)
+    children = _run_children.get(status)
+    if children is None:
+        children = _run_children[status] = (RUNS_FINISHED.labels(status), RUN_DURATION.labels(status))
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def run_rejected(limit: str) -> None:
@@ -126,7 +137,8 @@ def run_rejected(limit: str) -> None:
 
 # ---------------------------------------------------------------------------- scrape
 class _Snapshot(Collector):
-    """Gauges read at scrape time: queue depth from storage, worker slots and pool use of this process."""
+    """Gauges read at scrape time: queue depth from storage, worker slots, Postgres and Redis pool use of this
+    process."""
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.values = values
@@ -145,6 +157,8 @@ class _Snapshot(Collector):
         yield GaugeMetricFamily("lg_api_workers_available", "Run slots free in this process.", workers["available"])
         for key, value in (v.get("postgres") or {}).items():
             yield GaugeMetricFamily(f"lg_api_pg_{key}", f"Postgres connection pool: {key} (this process).", value)
+        for key, value in (v.get("redis") or {}).items():
+            yield GaugeMetricFamily(f"lg_api_redis_{key}", f"Redis connection pool: {key} (this process).", value)
 
 
 async def queue_stats(storage: Any) -> dict[str, Any]:
@@ -197,7 +211,7 @@ class _Forward(Collector):
         return iter(self.source.collect())
 
 
-async def snapshot(storage: Any, max_workers: int) -> dict[str, Any]:
+async def snapshot(storage: Any, max_workers: int, bus: Any = None) -> dict[str, Any]:
     active = _process["active_runs"]
     values: dict[str, Any] = {
         "queue": await queue_stats(storage),
@@ -206,6 +220,9 @@ async def snapshot(storage: Any, max_workers: int) -> dict[str, Any]:
     pg = pool_stats(storage)
     if pg:
         values["postgres"] = pg
+    redis = bus.pool_stats() if bus is not None else {}
+    if redis:
+        values["redis"] = redis
     return values
 
 
@@ -217,7 +234,7 @@ def json_document(values: dict[str, Any]) -> dict[str, Any]:
     """The reference's JSON shape (`queue`, `workers`, `api.http_requests_total`) plus runs and streams."""
     counts: dict[str, list[dict[str, Any]]] = {"http": [], "runs": []}
     open_streams = 0.0
-    registry = _registry({**values, "postgres": {}})
+    registry = _registry({**values, "postgres": {}, "redis": {}})
     for family in registry.collect():
         for sample in family.samples:
             if sample.name == "lg_api_http_requests_total":
@@ -232,6 +249,7 @@ def json_document(values: dict[str, Any]) -> dict[str, Any]:
         "api": {"http_requests_total": counts["http"], "open_streams": int(open_streams)},
         "runs": {"runs_total": counts["runs"]},
     }
-    if values.get("postgres"):
-        document["postgres"] = values["postgres"]
+    for pool in ("postgres", "redis"):
+        if values.get(pool):
+            document[pool] = values[pool]
     return document

@@ -1,8 +1,8 @@
 """The run being executed in this context: its ids, for log lines and spans written while it runs.
 
 Set at the start of a run's task (its context is the run's own copy), so it never leaks into other runs or
-requests. The request id and the caller come from the run's stored config, so a run executed by a process
-other than the one that received the request still reports them.
+requests. The request id, the caller and the trace parent come from the run's stored record, so a run executed
+by a process other than the one that received the request still reports them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ class RunScope:
     request_id: str | None
     user: str | None
     attempt: int = 1
+    trace_context: dict[str, str] | None = None  # the creating request's W3C traceparent, when it was traced
 
 
 _current: contextvars.ContextVar[RunScope | None] = contextvars.ContextVar("robyn_server_run", default=None)
@@ -39,6 +40,7 @@ def scope_of(run: dict[str, Any]) -> RunScope:
         request_id=configurable.get("langgraph_request_id"),
         user=configurable.get("langgraph_auth_user_id") or None,
         attempt=int(metadata.get("run_attempt") or 1),
+        trace_context=(run.get("kwargs") or {}).get("trace_context"),
     )
 
 

@@ -167,9 +167,31 @@ def end_server_span(info: Any, status: int) -> None:
 
 
 # ---------------------------------------------------------------------------- runs
+def creation_context() -> dict[str, str]:
+    """The W3C `traceparent` (and `tracestate`) of the current span, stored with a run when it is created so
+    the process that executes it, this one or another, starts the run's span under the creating request."""
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    return carrier
+
+
+def _stored_parent(carrier: Any) -> Any:
+    """The context a run's stored `trace_context` names, or None (not stored, or not a W3C traceparent)."""
+    if not isinstance(carrier, dict) or not isinstance(carrier.get("traceparent"), str):
+        return None
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    wanted = {k: v for k, v in carrier.items() if k in ("traceparent", "tracestate") and isinstance(v, str)}
+    parent = TraceContextTextMapPropagator().extract(wanted)
+    return parent if trace.get_current_span(parent).get_span_context().is_valid else None
+
+
 def start_run_span(scope: Any) -> Any:
-    """The run's span, a child of the current context (the creating request's span when in this process),
-    made current for the run's task so node, model, tool and httpx spans nest under it."""
+    """The run's span, a child of the request that created the run (its stored `trace_context`, else the
+    current context), made current for the run's task so node, model, tool and httpx spans nest under it."""
     from opentelemetry import context, trace
 
     attributes = {"langgraph.run_id": scope.run_id, "langgraph.thread_id": scope.thread_id,
@@ -180,7 +202,8 @@ def start_run_span(scope: Any) -> Any:
         attributes["langgraph.assistant_id"] = scope.assistant_id
     if scope.request_id:
         attributes["langgraph.request_id"] = scope.request_id
-    span = _state["tracer"].start_span(f"run {scope.graph_id or ''}".strip(), attributes=attributes)
+    parent = _stored_parent(scope.trace_context)
+    span = _state["tracer"].start_span(f"run {scope.graph_id or ''}".strip(), context=parent, attributes=attributes)
     context.attach(trace.set_span_in_context(span))
     return span
 

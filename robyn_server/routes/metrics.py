@@ -21,7 +21,7 @@ def register(router: Router, ctx: ServerContext) -> None:
         fmt = (req.query("format") or "prometheus").strip().lower()
         if fmt not in FORMATS:
             raise ApiError(422, f"Invalid format {fmt!r}: expected 'prometheus' or 'json'")
-        values = await metrics.snapshot(ctx.storage, ctx.settings.max_concurrent_runs)
+        values = await metrics.snapshot(ctx.storage, ctx.settings.max_concurrent_runs, ctx.runs.bus)
         if fmt == "json":
             return metrics.json_document(values)
         return Response(

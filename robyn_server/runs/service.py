@@ -16,12 +16,14 @@ from robyn_server.auth.context import current_identity, get_current_user, user_c
 from robyn_server.auth.runs import authorize_run
 from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
+from robyn_server.ops import tracing
 from robyn_server.ops.requests import current_request_id
 from robyn_server.routes.assistants import resolve_assistant_ref
 from robyn_server.run_headers import run_headers
 from robyn_server.runs import credentials
 from robyn_server.runs.manager import INFLIGHT, RunHandle, now
 from robyn_server.schemas import RunCreateStateful, RunCreateStateless
+from robyn_server.storage.base import RunLimitReached
 from robyn_server.streaming.modes import normalize_stream_mode
 from robyn_server.webhooks import check_url as check_webhook_url
 
@@ -134,13 +136,17 @@ async def create_run(
     if assistant is None or assistant["graph_id"] not in ctx.registry:
         raise ApiError(404, NOT_FOUND_DETAIL)
     run_auth = await authorize_run(body, assistant, None if stateless else thread_id)
-    await limits.current().check_run_creation(ctx.storage, current_identity())  # 429 before anything is stored
+    identity = current_identity()
+    run_limits = limits.current()
+    await run_limits.check_run_creation(ctx.storage, identity)  # 429 before anything is stored
 
     temporary = False
+    made_thread = False  # a thread this request created, removed again if storage refuses the run
     if stateless:
         thread_id = str(uuid7())
         thread = new_thread(thread_id, run_auth.thread_metadata)
         await ctx.storage.thread_put(thread)
+        made_thread = True
         temporary = body.on_completion == "delete"
     else:
         assert thread_id is not None
@@ -151,6 +157,7 @@ async def create_run(
             if isinstance(body, RunCreateStateful) and body.if_not_exists == "create":
                 thread = new_thread(thread_id, run_auth.thread_metadata)
                 await ctx.storage.thread_put(thread)
+                made_thread = True
             else:
                 raise ApiError(404, NOT_FOUND_DETAIL)
 
@@ -205,15 +212,26 @@ async def create_run(
         "updated_at": created,
         "langsmith_session_name": None,
     }
+    trace_context = tracing.creation_context() if tracing.ENABLED else None
+    if trace_context:  # the request's trace parent (ids only), for the process that executes the run
+        run["kwargs"]["trace_context"] = trace_context
     # One atomic step: the thread's in-flight runs are read and the run stored under one lock, so `reject`
     # and enqueue order hold however many requests and processes race.
-    previous = await ctx.storage.run_create(
-        run,
-        {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]},
-        {"status": "busy", "updated_at": created}
-        | ({} if thread.get("status") == "busy" else {"config": _thread_config(assistant, thread, body)}),
-        reject=strategy == "reject",
-    )
+    # The caller's in-flight runs are counted in the same step (max_creator_runs), so a burst of creations by
+    # one caller, on any threads and processes, never exceeds the limit.
+    try:
+        previous = await ctx.storage.run_create(
+            run,
+            {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]},
+            {"status": "busy", "updated_at": created}
+            | ({} if thread.get("status") == "busy" else {"config": _thread_config(assistant, thread, body)}),
+            reject=strategy == "reject",
+            max_creator_runs=run_limits.max_creator_runs(identity),
+        )
+    except RunLimitReached:
+        if made_thread:
+            await ctx.storage.thread_delete(thread_id)
+        raise run_limits.too_many_runs(identity or "") from None
     if previous is None:
         raise ApiError(409, BUSY_DETAIL)
     handle = await ctx.runs.submitted(run, resumable=body.stream_resumable)

@@ -35,6 +35,20 @@ def patched_assistant(
     return updated
 
 
+class RunLimitReached(Exception):
+    """`run_create` stored nothing: the run's creator already has `max_creator_runs` pending or running runs."""
+
+
+def run_creator(run: Record) -> str | None:
+    """The identity that created a run (its stored `langgraph_auth_user_id`), None without auth."""
+    configurable = ((run.get("kwargs") or {}).get("config") or {}).get("configurable") or {}
+    return configurable.get("langgraph_auth_user_id") or None
+
+
+# Where `run_creator` is in a stored run's JSON doc (records.Layout keeps non-column keys under `rest`).
+RUN_CREATOR_PATH = ("rest", "kwargs", "config", "configurable", "langgraph_auth_user_id")
+
+
 def run_due_at(run: Record) -> datetime:
     """When a pending run may start: its creation plus its `after_seconds` delay."""
     configurable = ((run.get("kwargs") or {}).get("config") or {}).get("configurable") or {}
@@ -184,11 +198,20 @@ class Storage(ABC):
     # run engine: atomic steps that hold across processes --------------------------------
     @abstractmethod
     async def run_create(
-        self, run: Record, thread_metadata: dict[str, Any], thread_fields: dict[str, Any], *, reject: bool
+        self,
+        run: Record,
+        thread_metadata: dict[str, Any],
+        thread_fields: dict[str, Any],
+        *,
+        reject: bool,
+        max_creator_runs: int = 0,
     ) -> list[Record] | None:
         """In one transaction that locks the thread: read its `pending`/`running` runs; with `reject` and any
         found, store nothing and return None; else store `run` (owned by this instance), merge
-        `thread_metadata` into the thread's metadata, set `thread_fields`, and return the runs found."""
+        `thread_metadata` into the thread's metadata, set `thread_fields`, and return the runs found.
+        With `max_creator_runs` > 0 and a creator (`run_creator`), the creator's `pending`/`running` runs on
+        every thread are counted in the same transaction, under a lock per creator that holds across
+        processes; at the maximum nothing is stored and `RunLimitReached` is raised."""
 
     @abstractmethod
     async def run_start_next(self, thread_id: str, owner: str, at: datetime) -> tuple[Record | None, datetime | None]:

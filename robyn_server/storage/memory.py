@@ -7,7 +7,7 @@ from typing import Any
 
 from langgraph.store.memory import InMemoryStore
 
-from robyn_server.storage.base import Record, Storage, patched_assistant, pick_next_run
+from robyn_server.storage.base import Record, RunLimitReached, Storage, patched_assistant, pick_next_run, run_creator
 from robyn_server.storage.checkpoint_metadata import MemoryCheckpointer
 from robyn_server.storage.crons import MemoryCrons
 from robyn_server.storage.filters import contains, sort_and_page
@@ -197,11 +197,23 @@ class MemoryStorage(MemoryCrons, Storage):
         return [r for r in self._runs.values() if r["thread_id"] == thread_id]
 
     async def run_create(
-        self, run: Record, thread_metadata: dict[str, Any], thread_fields: dict[str, Any], *, reject: bool
+        self,
+        run: Record,
+        thread_metadata: dict[str, Any],
+        thread_fields: dict[str, Any],
+        *,
+        reject: bool,
+        max_creator_runs: int = 0,
     ) -> list[Record] | None:
+        # no await from the count to the insert: one step of the event loop, so atomic in this process
         inflight = [dict(r) for r in self._thread_runs(run["thread_id"]) if r["status"] in ("pending", "running")]
         if reject and inflight:
             return None
+        creator = run_creator(run) if max_creator_runs > 0 else None
+        if creator is not None:
+            mine = sum(r["status"] in ("pending", "running") and run_creator(r) == creator for r in self._runs.values())
+            if mine >= max_creator_runs:
+                raise RunLimitReached(creator)
         self._owners[run["run_id"]] = self.instance_id
         self._runs[run["run_id"]] = dict(run)
         thread = self._threads.get(run["thread_id"])

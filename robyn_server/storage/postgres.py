@@ -20,7 +20,15 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Json, Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from robyn_server.storage.base import Record, Storage, patched_assistant, pick_next_run
+from robyn_server.storage.base import (
+    RUN_CREATOR_PATH,
+    Record,
+    RunLimitReached,
+    Storage,
+    patched_assistant,
+    pick_next_run,
+    run_creator,
+)
 from robyn_server.storage.crons_sql import POSTGRES_MIGRATION, PostgresCrons
 from robyn_server.storage.errors import MigrationError, first_line
 from robyn_server.storage.filters import sort_and_page
@@ -549,9 +557,28 @@ class PostgresStorage(PostgresCrons, Storage):
         return await self._fetch(conn, RUNS, query, [thread_id])
 
     async def run_create(
-        self, run: Record, thread_metadata: dict[str, Any], thread_fields: dict[str, Any], *, reject: bool
+        self,
+        run: Record,
+        thread_metadata: dict[str, Any],
+        thread_fields: dict[str, Any],
+        *,
+        reject: bool,
+        max_creator_runs: int = 0,
     ) -> list[Record] | None:
         async with self._pool_or_fail.connection() as conn, conn.transaction():
+            creator = run_creator(run) if max_creator_runs > 0 else None
+            if creator is not None:
+                # the creator's lock first, then the thread's (no other transaction takes creator locks), held
+                # to commit: creations by one user are counted one at a time across every process
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                                   (f"robyn_server.run_creator:{creator}",))  # fmt: skip
+                cur = await conn.execute(
+                    "SELECT COUNT(*) AS n FROM runs WHERE status IN ('pending', 'running') AND doc #>> %s = %s",
+                    (list(RUN_CREATOR_PATH), creator),
+                )
+                row = await cur.fetchone()
+                if row is not None and row["n"] >= max_creator_runs:
+                    raise RunLimitReached(creator)
             thread = await self._lock_thread(conn, run["thread_id"])
             inflight = await self._inflight_runs(conn, run["thread_id"])
             if reject and inflight:

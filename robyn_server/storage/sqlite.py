@@ -26,7 +26,15 @@ import aiosqlite
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from robyn_server import serde
-from robyn_server.storage.base import Record, Storage, patched_assistant, pick_next_run
+from robyn_server.storage.base import (
+    RUN_CREATOR_PATH,
+    Record,
+    RunLimitReached,
+    Storage,
+    patched_assistant,
+    pick_next_run,
+    run_creator,
+)
 from robyn_server.storage.crons_sql import SQLITE_MIGRATION, SqliteCrons
 from robyn_server.storage.errors import MigrationError
 from robyn_server.storage.filters import contains, sort_and_page
@@ -589,12 +597,26 @@ class SqliteStorage(SqliteCrons, Storage):
         return await self._fetch(RUNS, INFLIGHT_OF_THREAD, (thread_id,))
 
     async def run_create(
-        self, run: Record, thread_metadata: dict[str, Any], thread_fields: dict[str, Any], *, reject: bool
+        self,
+        run: Record,
+        thread_metadata: dict[str, Any],
+        thread_fields: dict[str, Any],
+        *,
+        reject: bool,
+        max_creator_runs: int = 0,
     ) -> list[Record] | None:
-        async with self._write() as db:
+        async with self._write() as db:  # BEGIN IMMEDIATE: the only writer of the file, in every process
             inflight = await self._inflight_runs(run["thread_id"])
             if reject and inflight:
                 return None
+            creator = run_creator(run) if max_creator_runs > 0 else None
+            if creator is not None:
+                rows = await db.execute_fetchall(
+                    "SELECT COUNT(*) FROM runs WHERE status IN ('pending', 'running') AND json_extract(doc, ?) = ?",
+                    ("$." + ".".join(RUN_CREATOR_PATH), creator),
+                )
+                if rows[0][0] >= max_creator_runs:
+                    raise RunLimitReached(creator)
             await self._insert("runs", RUNS, run)
             await db.execute("UPDATE runs SET owner = ? WHERE run_id = ?", (self.instance_id, run["run_id"]))
             thread = await self._get("threads", THREADS, run["thread_id"])

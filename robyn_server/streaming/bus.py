@@ -50,6 +50,10 @@ class EventBus:
     async def check(self) -> None:
         """Raise when the bus cannot carry a new run's events (nothing to check in-process)."""
 
+    def pool_stats(self) -> dict[str, int]:
+        """Connection pool use for `/metrics` (no connections in-process)."""
+        return {}
+
     # run streams --------------------------------------------------------------------------
     async def run_writer(self, run_id: str, resumable: bool, thread_id: str) -> EventLog:
         """The log the worker executing `run_id` appends to (created on first use)."""

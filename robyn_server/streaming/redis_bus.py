@@ -119,6 +119,20 @@ class RedisBus(EventBus):
         """A new run needs Redis for its events: with Redis away, refuse it (503) before anything is stored."""
         await self._r.ping()
 
+    def pool_stats(self) -> dict[str, int]:
+        """This process's Redis connection pool: connections in use (the control channel's subscriber holds
+        one), idle and open; the relay's blocking reader has a connection of its own, outside the pool.
+        redis-py keeps these counts in the pool's attributes only (it has no stats call)."""
+        pool = getattr(self.redis, "connection_pool", None)
+        if pool is None:
+            return {}
+        in_use = len(getattr(pool, "_in_use_connections", ()))
+        available = len(getattr(pool, "_available_connections", ()))
+        stats = {"pool_in_use": in_use, "pool_available": available, "pool_size": in_use + available}
+        if getattr(pool, "max_connections", 0) < 2**31:  # redis-py's "unbounded" is 2**31
+            stats["pool_max"] = int(pool.max_connections)
+        return stats
+
     # run streams: writing -----------------------------------------------------------------
     async def run_writer(self, run_id: str, resumable: bool, thread_id: str) -> EventLog:
         log = await super().run_writer(run_id, resumable, thread_id)
