@@ -150,7 +150,7 @@ async def until_completed(subscription: Any) -> list[dict[str, Any]]:
 
 
 async def test_protocol_v2_streams_show_runs_of_other_processes(
-    replicas: tuple[ServerProcess, ServerProcess], postgres_dsn: str
+    replicas: tuple[ServerProcess, ServerProcess], postgres_dsn: str, shared_env: dict[str, str]
 ) -> None:
     """The SDK's thread stream on B (SSE and WebSocket) sees a run started on and executed by A; a reconnect on
     A with `since` replays the same events without duplicates; the thread's next run executes on B and its
@@ -197,6 +197,11 @@ async def test_protocol_v2_streams_show_runs_of_other_processes(
         second = await read_events(on_a, tid, {"channels": ALL_CHANNELS, "since": last}, terminal())
         assert executed_by(postgres_dsn, started["result"]["run_id"]) == b.proc.pid
         assert [e["seq"] for e in second] == list(range(last + 1, last + 1 + len(second)))
+        import redis
+
+        stream = f"{shared_env['ROBYN_SERVER_REDIS_PREFIX']}:v2:{tid}"
+        with redis.Redis.from_url(REDIS_URL) as r:  # one stream per thread, expiring like the thread streams
+            assert r.xlen(stream) == second[-1]["seq"] and 0 < r.ttl(stream) <= 3600
 
         # an interrupt raised on A, answered on B
         tid = str(uuid.uuid4())
