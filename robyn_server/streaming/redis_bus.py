@@ -30,6 +30,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from robyn_server import serde
 from robyn_server.protocol_v2.log import DEFAULT_MAX_EVENTS, ThreadEventLog
@@ -325,10 +326,12 @@ class RedisBus(EventBus):
                     await self._protocol_append(
                         keys=[outbox.key], args=[DEFAULT_MAX_EVENTS, self._thread_ttl, self._epoch, *batch]
                     )
-                except Exception as exc:  # Redis away: the events are kept here and written when it answers
+                except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis away: kept, written once it answers
                     logger.warning("could not write protocol events to Redis: %s", exc)
                     await asyncio.sleep(0.5)
                     continue
+                except Exception as exc:  # refused (e.g. out of memory): drop the batch rather than stall the thread
+                    logger.error("Redis refused %d protocol events of %s: %s", len(batch) // 2, outbox.key, exc)
                 del outbox.items[: len(batch)]
             if outbox.writers <= 0:
                 if self._protocol_outboxes.get(outbox.key) is outbox:
