@@ -21,7 +21,9 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 
+from tests.runs_helpers import ANSWER
 from tests.server import ROOT, TEST_CONFIG, ServerProcess, free_port
+from tests.test_protocol_v2 import AGENT_INPUT, ALL_CHANNELS, command, paused_for_input, read_events, terminal
 from tests.waiting import wait_for, wait_for_async
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -125,6 +127,92 @@ async def test_thread_stream_on_b_sees_run_on_a(sdks: tuple[Any, Any]) -> None:
     counts = [d["count"] for e, d in events if e == "values"]
     assert counts and counts[-1] == 3
     assert ("metadata", {"status": "run_done", "run_id": run["run_id"]}) in events
+
+
+def executed_by(dsn: str, run_id: str) -> int:
+    """The pid of the process that claimed the run (its `owner` in storage)."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT s.pid FROM runs r JOIN server_instances s ON s.instance_id = r.owner "
+                           "WHERE r.run_id = %s", (run_id,)).fetchone()  # fmt: skip
+    assert row is not None, run_id
+    return row[0]
+
+
+async def until_completed(subscription: Any) -> list[dict[str, Any]]:
+    events = []
+    async for event in subscription:
+        events.append(event)
+        if terminal()(events):
+            return events
+    raise AssertionError(f"the subscription ended after {len(events)} events")
+
+
+async def test_protocol_v2_streams_show_runs_of_other_processes(
+    replicas: tuple[ServerProcess, ServerProcess], postgres_dsn: str, shared_env: dict[str, str]
+) -> None:
+    """The SDK's thread stream on B (SSE and WebSocket) sees a run started on and executed by A; a reconnect on
+    A with `since` replays the same events without duplicates; the thread's next run executes on B and its
+    seqs follow on; `input.respond` sent to B answers an interrupt raised by a run on A."""
+    a, b = replicas
+    assert a.proc is not None and b.proc is not None
+    sdk_b = get_client(url=b.url)
+    tid = str(uuid.uuid4())
+    channels = ["messages", "values", "lifecycle"]
+    async with (
+        httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
+        httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
+    ):
+        async with (
+            sdk_b.threads.stream(tid, assistant_id="agent") as sse,
+            sdk_b.threads.stream(tid, assistant_id="agent", transport="websocket") as ws,
+        ):
+            followers = [asyncio.create_task(until_completed(t.subscribe(channels))) for t in (sse, ws)]
+            started = await command(on_a, tid, "run.start", {"assistant_id": "agent", "input": AGENT_INPUT})
+            seen_on_b = await asyncio.wait_for(asyncio.gather(*followers), 60)
+        run_id = started["result"]["run_id"]
+        assert executed_by(postgres_dsn, run_id) == a.proc.pid
+        everything = await read_events(on_a, tid, {"channels": ALL_CHANNELS}, terminal())
+        assert [e["seq"] for e in everything] == list(range(1, len(everything) + 1))
+        for events in seen_on_b:  # B's events are A's, with the same seq and event_id
+            assert events == [e for e in everything if e["method"] in channels], events
+            deltas = [e["params"]["data"] for e in events if e["method"] == "messages"]
+            text = [d["delta"]["text"] for d in deltas if d["event"] == "content-block-delta"
+                    and d["delta"]["type"] == "text-delta"]  # fmt: skip
+            assert "".join(text) == ANSWER and len(text) == 6
+            root = [e["params"]["data"]["event"] for e in events if e["method"] == "lifecycle"
+                    and not e["params"]["namespace"]]  # fmt: skip
+            assert root == ["running", "completed"]
+            last_values = [e for e in events if e["method"] == "values"][-1]["params"]["data"]
+            assert [m["type"] for m in last_values["messages"]] == ["human", "ai", "tool", "ai"]
+        cut = everything[len(everything) // 2]["seq"]
+        again = await read_events(on_a, tid, {"channels": ALL_CHANNELS, "since": cut}, terminal())
+        assert again == [e for e in everything if e["seq"] > cut]
+
+        # the thread's next run, started on B, executes there: its events follow on from A's
+        last = everything[-1]["seq"]
+        started = await command(on_b, tid, "run.start", {"assistant_id": "agent", "input": AGENT_INPUT}, id_=2)
+        assert started["meta"] == {"applied_through_seq": last}
+        second = await read_events(on_a, tid, {"channels": ALL_CHANNELS, "since": last}, terminal())
+        assert executed_by(postgres_dsn, started["result"]["run_id"]) == b.proc.pid
+        assert [e["seq"] for e in second] == list(range(last + 1, last + 1 + len(second)))
+        import redis
+
+        stream = f"{shared_env['ROBYN_SERVER_REDIS_PREFIX']}:v2:{tid}"
+        with redis.Redis.from_url(REDIS_URL) as r:  # one stream per thread, expiring like the thread streams
+            assert r.xlen(stream) == second[-1]["seq"] and 0 < r.ttl(stream) <= 3600
+
+        # an interrupt raised on A, answered on B
+        tid = str(uuid.uuid4())
+        started = await command(on_a, tid, "run.start", {"assistant_id": "interrupt", "input": {"request": "deploy"}})
+        paused = await read_events(on_b, tid, {"channels": ["input", "lifecycle"]}, paused_for_input)
+        assert executed_by(postgres_dsn, started["result"]["run_id"]) == a.proc.pid
+        interrupt_id = next(e for e in paused if e["method"] == "input.requested")["params"]["data"]["interrupt_id"]
+        answered = await command(on_b, tid, "input.respond", {"interrupt_id": interrupt_id, "response": "yes"}, id_=2)
+        assert answered["type"] == "success", answered
+        await read_events(on_a, tid, {"channels": ["lifecycle"]}, terminal())
+        assert (await on_a.get(f"/threads/{tid}/state")).json()["values"]["result"] == "deploy -> yes"
 
 
 async def test_cancel_on_b_stops_a_run_on_a(sdks: tuple[Any, Any]) -> None:
@@ -423,6 +511,12 @@ def test_redis_lost_while_serving_answers_503_and_recovers(shared_env: dict[str,
             refused = http.post(f"/threads/{tid}/runs/stream", json=run_body)
             assert refused.status_code == 503, refused.text
             assert "Redis" in refused.json()["detail"]
+            # protocol v2 too: a thread event stream and a command are refused before anything starts
+            v2_stream = http.post(f"/threads/{tid}/stream/events", json={"channels": ["values"]})
+            v2_command = http.post(f"/threads/{tid}/commands", json={"id": 1, "method": "run.start",
+                                                                     "params": {"assistant_id": SLOW}})  # fmt: skip
+            for v2 in (v2_stream, v2_command):
+                assert v2.status_code == 503 and "Redis" in v2.json()["detail"], v2.text
             # nothing stored is lost: the thread, its state and its finished run are all still there
             assert http.get(f"/threads/{tid}").json()["values"]["count"] == 3
             runs = http.get(f"/threads/{tid}/runs").json()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from robyn_server.protocol_v2.log import EventFilter, ThreadEventLog
-from robyn_server.protocol_v2.source import ThreadEvents
+from robyn_server.protocol_v2.log import EventFilter, LocalWriter, ThreadEventLog, ThreadLogs
 
 
 def body(method: str, namespace: list[str], data: object) -> bytes:
@@ -45,11 +44,25 @@ def test_the_log_keeps_the_latest_events() -> None:
 
 
 def test_logs_in_use_stay_in_memory() -> None:
-    events = ThreadEvents(max_logs=2)
-    busy = events.log("busy")
-    busy.users = 1  # a reader or a running run
-    events.log("idle")
-    events.log("third")
-    assert set(events._logs) == {"busy", "third"}
-    events.log("fourth")
-    assert set(events._logs) == {"busy", "fourth"} and events.log("busy") is busy
+    logs = ThreadLogs(max_logs=2)
+    busy = logs.log("busy")
+    writer = LocalWriter(busy)  # a running run
+    logs.log("idle")
+    logs.log("third")
+    assert set(logs._logs) == {"busy", "third"}
+    logs.log("fourth")
+    assert set(logs._logs) == {"busy", "fourth"} and logs.log("busy") is busy
+    writer.release()  # the run ended: now the least recently used log goes first
+    logs.log("fourth")
+    logs.log("fifth")
+    assert set(logs._logs) == {"fourth", "fifth"}
+
+
+def test_a_replica_keeps_the_numbers_it_is_given() -> None:
+    """A replica of a Redis stream starts at the oldest kept seq and ignores events it already holds."""
+    log = ThreadEventLog()
+    for seq in (41, 42, 42, 43):
+        log.append_numbered(seq, b"1700000000000", "values", body("values", [], seq))
+    assert [e.seq for e in log.entries] == [41, 42, 43] and log.first_seq == 41 and log.last_seq == 43
+    assert [e.seq for e in log.since(41, EventFilter(frozenset({"values"})))] == [42, 43]
+    assert json.loads(log.entries[0].json)["event_id"] == "1700000000000-41"

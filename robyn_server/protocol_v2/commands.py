@@ -17,8 +17,9 @@ from robyn_server import serde
 from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
 from robyn_server.http import validate
-from robyn_server.protocol_v2.log import EventFilter, ThreadEventLog, is_channel
+from robyn_server.protocol_v2.log import EventFilter, is_channel
 from robyn_server.protocol_v2.runner import PROTOCOL_V2_KEY
+from robyn_server.protocol_v2.source import ThreadEvents
 from robyn_server.runs.service import create_run
 from robyn_server.schemas import RunCreateStateful
 
@@ -71,15 +72,15 @@ def parse_filter(params: dict[str, Any], what: str) -> EventFilter:
 class ThreadCommands:
     """Runs the commands of one request (HTTP) or one connection (WebSocket) on a thread."""
 
-    def __init__(self, ctx: ServerContext, thread_id: str, log: ThreadEventLog, request_id: str | None) -> None:
+    def __init__(self, ctx: ServerContext, thread_id: str, events: ThreadEvents, request_id: str | None) -> None:
         self.ctx = ctx
         self.thread_id = thread_id
-        self.log = log
+        self.events = events
         self.request_id = request_id
         self.subscriptions: dict[str, EventFilter] = {}
 
-    def meta(self) -> dict[str, int]:
-        return {"applied_through_seq": self.log.last_seq}
+    async def meta(self) -> dict[str, int]:
+        return {"applied_through_seq": await self.events.last_seq(self.thread_id)}
 
     async def handle(self, command: dict[str, Any]) -> CommandResponse | ErrorResponse:
         command_id = command["id"]
@@ -87,7 +88,7 @@ class ThreadCommands:
         if method not in KNOWN_COMMANDS:
             return error(command_id, "unknown_command", f"Unknown protocol command: {method}")
         params = command.get("params") if isinstance(command.get("params"), dict) else {}
-        meta = self.meta()  # before the command: a run it starts comes after this seq
+        meta = await self.meta()  # before the command: a run it starts comes after this seq
         try:
             handler = getattr(self, "_" + method.replace(".", "_"))
             result = await handler(params)
@@ -205,7 +206,8 @@ class ThreadCommands:
         """The latest run's graph and the subgraphs it entered, with their status, from the lifecycle events."""
         root: dict[str, Any] | None = None
         nodes: dict[tuple[str, ...], dict[str, Any]] = {}
-        for entry in self.log.since(0, EventFilter(frozenset({"lifecycle"}))):
+        log = await self.events.reader(self.thread_id)
+        for entry in log.since(0, EventFilter(frozenset({"lifecycle"}))):
             data = _event_data(entry.json)
             if not entry.namespace:
                 if data.get("event") == "running":

@@ -4,12 +4,18 @@ One log per thread, shared by every stream on it: a reader replays what is kept 
 follows live events, between runs too. Readers are synchronous generators driven by Robyn's worker threads
 (like the run event logs), so they wait on a `threading.Condition`; everything ready leaves as one chunk.
 Frames are built once, at append time, for every reader.
+
+Where the log lives is the event bus's business (`EventBus.protocol_reader` / `protocol_writer`): in-process,
+one `ThreadEventLog` per thread (`ThreadLogs`) is written by the run and read by every stream; with Redis the run
+appends to a Redis stream that numbers the events, and each process's readers follow a replica of it, filled in
+with `append_numbered`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +40,7 @@ CHANNEL_OF = {
 }
 CHANNELS = frozenset(CHANNEL_OF.values())
 DEFAULT_MAX_EVENTS = 10_000  # the reference's replay buffer size
+MAX_IDLE_LOGS = 1000  # in-process thread logs kept in memory; beyond it the least recently used idle ones go
 
 
 def channel_of(method: str, params: dict[str, Any]) -> str:
@@ -90,22 +97,33 @@ class ThreadEventLog:
 
     def append(self, name: str, body: bytes) -> ProtocolEntry:
         """Number and frame one event; `name` is `method|ns...`, `body` the JSON of `{"method", "params"}`."""
+        with self._cond:
+            return self._add(self.last_seq + 1, self._epoch, name, body)
+
+    def append_numbered(self, seq: int, epoch: bytes, name: str, body: bytes) -> None:
+        """Add an event numbered elsewhere (a replica of a Redis stream); one already held is ignored."""
+        with self._cond:
+            if seq <= self.last_seq:
+                return
+            if not self.entries:
+                self.first_seq = seq  # a replica starts at the oldest event the stream still keeps
+            self._add(seq, epoch, name, body)
+
+    def _add(self, seq: int, epoch: bytes, name: str, body: bytes) -> ProtocolEntry:
         method, *namespace = name.split("|")
         channel = channel_of(method, serde.loads(body).get("params", {}) if method == "custom" else {})
-        with self._cond:
-            seq = self.last_seq + 1
-            seq_bytes = str(seq).encode()
-            json = b'{"type":"event","event_id":"' + self._epoch + b"-" + seq_bytes + b'","seq":' + seq_bytes
-            json += b"," + body[1:]
-            frame = b"event: " + method.encode() + b"\r\ndata: " + json + b"\r\nid: " + seq_bytes + b"\r\n\r\n"
-            entry = ProtocolEntry(seq, channel, tuple(namespace), json, frame)
-            self.entries.append(entry)
-            self.last_seq = seq
-            if len(self.entries) > self.max_events:
-                drop = len(self.entries) - self.max_events + self.max_events // 10
-                del self.entries[:drop]
-                self.first_seq += drop
-            self._cond.notify_all()
+        seq_bytes = str(seq).encode()
+        json = b'{"type":"event","event_id":"' + epoch + b"-" + seq_bytes + b'","seq":' + seq_bytes
+        json += b"," + body[1:]
+        frame = b"event: " + method.encode() + b"\r\ndata: " + json + b"\r\nid: " + seq_bytes + b"\r\n\r\n"
+        entry = ProtocolEntry(seq, channel, tuple(namespace), json, frame)
+        self.entries.append(entry)
+        self.last_seq = seq
+        if len(self.entries) > self.max_events:
+            drop = len(self.entries) - self.max_events + self.max_events // 10
+            del self.entries[:drop]
+            self.first_seq += drop
+        self._cond.notify_all()
         return entry
 
     def close(self) -> None:
@@ -165,3 +183,49 @@ class ThreadEventLog:
         """Block until an event after `seq` exists or the log closes (for readers on other transports)."""
         with self._cond:
             return self._cond.wait_for(lambda: self.last_seq > seq or self.closed, timeout)
+
+
+class LocalWriter:
+    """A run's path into an in-process thread log: the log stays in memory while the run writes to it."""
+
+    __slots__ = ("log", "append")
+
+    def __init__(self, log: ThreadEventLog) -> None:
+        self.log = log
+        self.append = log.append
+        with log._cond:
+            log.users += 1
+
+    def release(self) -> None:
+        with self.log._cond:
+            self.log.users -= 1
+
+
+class ThreadLogs:
+    """Every thread's in-process protocol log, created on first use by a run or a reader; idle ones beyond
+    `max_logs` are dropped, least recently used first."""
+
+    def __init__(self, max_logs: int = MAX_IDLE_LOGS) -> None:
+        self._logs: OrderedDict[str, ThreadEventLog] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_logs = max_logs
+
+    def log(self, thread_id: str) -> ThreadEventLog:
+        with self._lock:
+            log = self._logs.get(thread_id)
+            if log is None:
+                log = self._logs[thread_id] = ThreadEventLog()
+                if len(self._logs) > self.max_logs:
+                    idle = [key for key, old in self._logs.items() if old.users == 0 and key != thread_id]
+                    for key in idle[: len(self._logs) - self.max_logs]:
+                        del self._logs[key]
+            else:
+                self._logs.move_to_end(thread_id)
+            return log
+
+    def forget(self, thread_id: str) -> None:
+        """End the streams of a deleted thread."""
+        with self._lock:
+            log = self._logs.pop(thread_id, None)
+        if log is not None:
+            log.close()

@@ -32,7 +32,7 @@ def _json_body(req: ApiRequest) -> Any:
 
 
 def register(router: Router, ctx: ServerContext) -> ThreadEvents:
-    events = ThreadEvents()
+    events = ThreadEvents(ctx.runs.bus)
     ctx.runs.observers.append(events)
 
     async def own_thread(req: ApiRequest) -> str:
@@ -53,7 +53,7 @@ def register(router: Router, ctx: ServerContext) -> ThreadEvents:
         refused = envelope_error(payload)
         if refused is not None:
             return JsonResponse(refused, status_code=400)
-        commands = ThreadCommands(ctx, thread_id, events.log(thread_id), req.header("x-request-id"))
+        commands = ThreadCommands(ctx, thread_id, events, req.header("x-request-id"))
         return await commands.handle(payload)
 
     async def stream_events(req: ApiRequest) -> Any:
@@ -74,9 +74,9 @@ def register(router: Router, ctx: ServerContext) -> ThreadEvents:
                                 "or any `custom:<name>`.")  # fmt: skip
         since = body.get("since")
         after = since if isinstance(since, int) and not isinstance(since, bool) and since >= 0 else 0
-        log = events.log(thread_id)
+        log = await events.reader(thread_id)  # with Redis away: 503 before anything is streamed
         if after > log.last_seq:
-            after = 0  # a cursor from before this process started: its events are not kept, replay what is
+            after = 0  # a cursor the log never reached (its events expired or were lost): replay what is kept
         chunks = log.read(after, wanted, heartbeat_seconds=ctx.settings.heartbeat_seconds)
         return StreamResponse(bind_iterator(chunks))
 

@@ -150,7 +150,8 @@ class RunManager:
         self.bus.on_wake = self.kick
         self.bus.on_credentials = self._credentials_for
         # Run observers (protocol v2): `run_started(execution)` returns a sink or None; a sink gets every
-        # `(event, data)` of the run and `finished(status, result)` once the outcome is stored.
+        # `(event, data)` of the run and `finished(status, result)` once the outcome is stored (`pending`: the
+        # run was handed back to the queue).
         self.observers: list[Any] = []
 
     @property
@@ -181,9 +182,7 @@ class RunManager:
         await self.bus.publish_thread(thread_id, event, data)
 
     async def forget_thread(self, thread_id: str) -> None:
-        await self.bus.forget_thread(thread_id)
-        for observer in self.observers:
-            observer.forget(thread_id)
+        await self.bus.forget_thread(thread_id)  # its thread stream and protocol-v2 streams end
 
     # ------------------------------------------------------------------------------- submit
     async def submitted(self, run: Record, *, resumable: bool) -> RunHandle:
@@ -417,9 +416,8 @@ class RunManager:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         self._executing.pop(execution.run_id, None)
-        if status != "pending":
-            for sink in execution.sinks:
-                sink.finished(status, result)
+        for sink in execution.sinks:
+            sink.finished(status, result)
         self.bus.finish_run(execution.run_id, execution.thread_id, execution.log, result, final=status != "pending")
         if status != "pending":
             webhooks.notify_run_end(execution.run, status, result, webhooks.started_at(execution.log))  # if `webhook`

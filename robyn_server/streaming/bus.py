@@ -1,17 +1,20 @@
 """The event bus: where a run's events go, and how any process reads them, cancels runs and wakes workers.
 
 Writers are the worker executing a run (one at a time per run); readers are SSE responses on any process.
-`LocalBus` is the embedded default (one process): the worker's `EventLog` is what readers read. The Redis bus
-(`streaming/redis_bus.py`) has the same interface and carries events, cancels and wake-ups between processes.
+`EventBus` is the embedded default (one process): the worker's `EventLog` is what readers read, and a thread's
+protocol-v2 log (robyn_server/protocol_v2/log.py) is one `ThreadEventLog` in memory. The Redis bus
+(`streaming/redis_bus.py`) has the same interface and carries events, protocol-v2 events, cancels and wake-ups
+between processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from robyn_server import serde
+from robyn_server.protocol_v2.log import LocalWriter, ThreadEventLog, ThreadLogs
 from robyn_server.streaming.event_log import EventLog
 
 # How many events a thread stream keeps for `Last-Event-ID` resume (older ones are dropped).
@@ -20,6 +23,15 @@ THREAD_LOG_ENTRIES = 1000
 CancelHandler = Callable[[str, str, dict[str, str] | None], Awaitable[None]]
 WakeHandler = Callable[[str], Awaitable[None]]
 CredentialsHandler = Callable[[str], "dict[str, str] | None"]
+
+
+class ProtocolWriter(Protocol):
+    """Where one protocol-v2 run appends its thread's events (`name` is `method|ns...`, `body` the event JSON)."""
+
+    def append(self, name: str, body: bytes) -> Any: ...
+
+    def release(self) -> None:
+        """The run appends nothing more."""
 
 
 class EventBus:
@@ -33,6 +45,7 @@ class EventBus:
         self._runs: dict[str, EventLog] = {}
         self._threads: dict[str, EventLog] = {}
         self._active: dict[str, EventLog] = {}  # thread id -> the log of its run executing here
+        self._protocol = ThreadLogs()
         self.on_cancel: CancelHandler | None = None
         self.on_wake: WakeHandler | None = None
         self.on_credentials: CredentialsHandler | None = None  # run id -> the credentials held here for it
@@ -126,10 +139,24 @@ class EventBus:
             log.append(event, serde.dumps(data))
 
     async def forget_thread(self, thread_id: str) -> None:
-        """End the thread stream of a deleted thread."""
+        """End the thread stream and the protocol-v2 streams of a deleted thread."""
         log = self._threads.pop(thread_id, None)
         if log is not None:
             log.close()
+        self._protocol.forget(thread_id)
+
+    # protocol-v2 thread logs --------------------------------------------------------------
+    def protocol_writer(self, thread_id: str) -> ProtocolWriter:
+        """The writer of a protocol-v2 run executing here (runs of one thread never overlap)."""
+        return LocalWriter(self._protocol.log(thread_id))
+
+    async def protocol_reader(self, thread_id: str) -> ThreadEventLog:
+        """The thread's protocol-v2 log: its kept events (for `since`), then live ones, wherever runs execute."""
+        return self._protocol.log(thread_id)
+
+    async def protocol_last_seq(self, thread_id: str) -> int:
+        """The seq of the thread's latest protocol-v2 event (0 when none is kept)."""
+        return self._protocol.log(thread_id).last_seq
 
     # control ------------------------------------------------------------------------------
     async def send_cancel(self, run_id: str, action: str, error: dict[str, str] | None) -> None:

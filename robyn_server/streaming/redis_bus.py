@@ -6,17 +6,23 @@
   run ends.
 - A thread's events (`GET /threads/{id}/stream`) go to `{prefix}:thread:{thread_id}`, trimmed to the last
   `THREAD_LOG_ENTRIES` entries, with ids Redis assigns.
+- A thread's protocol-v2 events go to `{prefix}:v2:{thread_id}`, numbered by a script that appends a batch
+  after the stream's last entry (ids `<seq>-0`), atomically, so `seq` keeps rising whichever process runs the
+  thread's next run; trimmed to the last `DEFAULT_MAX_EVENTS` and expired like the thread streams. Every
+  process's protocol readers, the executing one's included, follow a replica of it.
 - Readers on a process that does not execute the run follow a local replica, filled by one relay task that
   blocks on `XREAD` over every followed stream; a newly followed stream interrupts that read with
   `CLIENT UNBLOCK`, so nothing waits for a poll interval.
-- Cancels and wake-ups are published on `{prefix}:control`; every process listens. A worker starting a run
-  created elsewhere asks there for the credentials its creator holds; the answer comes on a channel of its own.
+- Cancels, wake-ups and deleted threads are published on `{prefix}:control`; every process listens. A worker
+  starting a run created elsewhere asks there for the credentials its creator holds; the answer comes on a
+  channel of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +30,10 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from robyn_server import serde
+from robyn_server.protocol_v2.log import DEFAULT_MAX_EVENTS, ThreadEventLog
 from robyn_server.streaming.bus import THREAD_LOG_ENTRIES, EventBus
 from robyn_server.streaming.event_log import EventLog, format_event_id, parse_event_id
 
@@ -34,6 +42,24 @@ logger = logging.getLogger("robyn_server.bus")
 END = b"__end__"
 FOLLOW_BATCH = 1000
 CREDENTIALS_WAIT_SECONDS = 2.0  # how long a worker waits for the creating process to hand over credentials
+THREAD_STREAM_TTL = 3600  # a thread's streams outlive its runs by at least an hour
+PROTOCOL_BATCH = 500  # protocol-v2 events appended by one script call
+PROTOCOL_IDLE_SECONDS = 60.0  # a protocol replica nobody reads is dropped after this long
+PROTOCOL_REFRESH_SECONDS = 60.0  # how often the TTL of protocol streams being read is renewed
+
+# KEYS[1]: a thread's protocol stream; ARGV: maxlen, ttl, the writer's epoch, then name/body pairs. Numbers the
+# events after the stream's last one in one step, so two processes never give out the same seq.
+PROTOCOL_APPEND = """
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local seq = 0
+if #last > 0 then seq = tonumber(string.match(last[1][1], '^%d+')) end
+for i = 4, #ARGV, 2 do
+  seq = seq + 1
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'n', ARGV[i], 'b', ARGV[i + 1], 'p', ARGV[3])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return seq
+"""
 
 
 class BusUnavailable(RedisConnectionError):
@@ -53,13 +79,45 @@ class _Outbox:
 
 
 @dataclass(eq=False)
+class _ProtocolOutbox:
+    """Protocol-v2 events of one thread waiting to be numbered and written, in order; shared by the thread's
+    successive runs on this process, so one run's last events are written before the next run's first."""
+
+    key: str
+    items: list[bytes | str] = field(default_factory=list)  # name, body, name, body, ...
+    writers: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class _ProtocolWriter:
+    __slots__ = ("outbox", "released")
+
+    def __init__(self, outbox: _ProtocolOutbox) -> None:
+        self.outbox = outbox
+        self.released = False
+        outbox.writers += 1
+
+    def append(self, name: str, body: bytes) -> None:
+        self.outbox.items += (name, body)
+        self.outbox.wake.set()
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.outbox.writers -= 1
+            self.outbox.wake.set()
+
+
+@dataclass(eq=False)
 class _Follow:
     """A stream followed into a local replica."""
 
     key: str
-    log: EventLog
+    log: EventLog | ThreadEventLog
     last_id: str
     is_run: bool
+    protocol: bool = False  # a protocol-v2 stream (its replica is a `ThreadEventLog`)
+    idle_since: float | None = None
 
 
 class RedisBus(EventBus):
@@ -76,12 +134,24 @@ class RedisBus(EventBus):
         self._relay_client_id: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._outboxes: dict[str, _Outbox] = {}
+        self._protocol_outboxes: dict[str, _ProtocolOutbox] = {}
+        self._protocol_loading: dict[str, asyncio.Future[None]] = {}
+        self._protocol_refreshed = 0.0
+        self._epoch = str(int(time.time() * 1000))  # protocol event ids differ from another process's
+        self._protocol_append: Any = None
 
     def _run_key(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}"
 
     def _thread_key(self, thread_id: str) -> str:
         return f"{self.prefix}:thread:{thread_id}"
+
+    def _protocol_key(self, thread_id: str) -> str:
+        return f"{self.prefix}:v2:{thread_id}"
+
+    @property
+    def _thread_ttl(self) -> int:
+        return max(int(self.resumable_ttl), THREAD_STREAM_TTL)
 
     @property
     def _control(self) -> str:
@@ -98,6 +168,7 @@ class RedisBus(EventBus):
         await super().start()
         self.redis = aioredis.from_url(self.url, socket_connect_timeout=5, health_check_interval=15)
         await self.redis.ping()
+        self._protocol_append = self.redis.register_script(PROTOCOL_APPEND)
         loop = asyncio.get_running_loop()
         self._follow_changed = asyncio.Event()
         self._tasks = [
@@ -169,7 +240,7 @@ class RedisBus(EventBus):
                 if end is not None:
                     pipe.xadd(outbox.run_key, {"e": END, "d": end})
                     pipe.expire(outbox.run_key, ttl)
-                    pipe.expire(outbox.thread_key, max(ttl, 3600))
+                    pipe.expire(outbox.thread_key, self._thread_ttl)
                 if items or end is not None:
                     await pipe.execute()
             except Exception as exc:  # Redis away: the events are kept here and written when it answers
@@ -240,11 +311,83 @@ class RedisBus(EventBus):
                            maxlen=THREAD_LOG_ENTRIES, approximate=True)  # fmt: skip
 
     async def forget_thread(self, thread_id: str) -> None:
-        key = self._thread_key(thread_id)
-        follow = self._follows.pop(key, None)
-        if follow is not None:
-            follow.log.close()
-        await self._r.delete(key)
+        """Delete the thread's streams and end their readers here and, through the control channel, elsewhere."""
+        self._forget_here(thread_id)
+        await self._r.delete(self._thread_key(thread_id), self._protocol_key(thread_id))
+        await self._r.publish(self._control, serde.dumps({"type": "forget", "thread_id": thread_id}))
+
+    def _forget_here(self, thread_id: str) -> None:
+        for key in (self._thread_key(thread_id), self._protocol_key(thread_id)):
+            follow = self._follows.pop(key, None)
+            if follow is not None:
+                follow.log.close()
+
+    # protocol-v2 thread logs --------------------------------------------------------------
+    def protocol_writer(self, thread_id: str) -> _ProtocolWriter:
+        key = self._protocol_key(thread_id)
+        outbox = self._protocol_outboxes.get(key)
+        if outbox is None:
+            outbox = self._protocol_outboxes[key] = _ProtocolOutbox(key)
+            asyncio.get_running_loop().create_task(self._flush_protocol(outbox))
+        return _ProtocolWriter(outbox)
+
+    async def _flush_protocol(self, outbox: _ProtocolOutbox) -> None:
+        """Number and write the thread's events in batches until no run of the thread writes here."""
+        while True:
+            while outbox.items:
+                batch = outbox.items[: 2 * PROTOCOL_BATCH]
+                try:
+                    await self._protocol_append(
+                        keys=[outbox.key], args=[DEFAULT_MAX_EVENTS, self._thread_ttl, self._epoch, *batch]
+                    )
+                except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis away: kept, written once it answers
+                    logger.warning("could not write protocol events to Redis: %s", exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                except Exception as exc:  # refused (e.g. out of memory): drop the batch rather than stall the thread
+                    logger.error("Redis refused %d protocol events of %s: %s", len(batch) // 2, outbox.key, exc)
+                del outbox.items[: len(batch)]
+            if outbox.writers <= 0:
+                if self._protocol_outboxes.get(outbox.key) is outbox:
+                    del self._protocol_outboxes[outbox.key]
+                return
+            await outbox.wake.wait()
+            outbox.wake.clear()
+
+    async def protocol_reader(self, thread_id: str) -> ThreadEventLog:
+        """A replica of the thread's protocol stream: what it keeps now is copied in at once (so `since` finds
+        its place), later events arrive through the relay. One replica per thread per process."""
+        key = self._protocol_key(thread_id)
+        while True:
+            follow = self._follows.get(key)
+            if follow is not None and not follow.log.closed:
+                follow.idle_since = None
+                return follow.log  # type: ignore[return-value]
+            loading = self._protocol_loading.get(key)
+            if loading is None:
+                break
+            await asyncio.shield(loading)  # another request is copying it in: use that replica
+        done = self._protocol_loading[key] = asyncio.get_running_loop().create_future()
+        try:
+            log = ThreadEventLog()
+            last_id = "0-0"
+            for entry_id, fields in await self._r.xrange(key):
+                last_id = entry_id.decode()
+                self._append_protocol(log, entry_id, fields)
+            self._add_follow(_Follow(key, log, last_id, is_run=False, protocol=True))
+            return log
+        finally:
+            del self._protocol_loading[key]
+            done.set_result(None)
+
+    async def protocol_last_seq(self, thread_id: str) -> int:
+        last = await self._r.xrevrange(self._protocol_key(thread_id), count=1)
+        return int(last[0][0].split(b"-", 1)[0]) if last else 0
+
+    @staticmethod
+    def _append_protocol(log: ThreadEventLog, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        seq = int(entry_id.split(b"-", 1)[0])
+        log.append_numbered(seq, fields.get(b"p", b"0"), fields.get(b"n", b"").decode(), fields.get(b"b", b"{}"))
 
     # following ----------------------------------------------------------------------------
     async def _follow(self, key: str, resumable: bool, *, is_run: bool) -> EventLog:
@@ -297,6 +440,7 @@ class RedisBus(EventBus):
             self._relay_client_id = int(await client.client_id())
             while True:
                 self._drop_idle_follows()
+                await self._refresh_protocol_streams()
                 if not self._follows:
                     self._follow_changed.clear()
                     await self._follow_changed.wait()
@@ -315,7 +459,9 @@ class RedisBus(EventBus):
                         continue
                     for entry_id, fields in entries:
                         follow.last_id = entry_id.decode()
-                        if self._append(follow.log, entry_id, fields) and follow.is_run:
+                        if follow.protocol:
+                            self._append_protocol(follow.log, entry_id, fields)  # type: ignore[arg-type]
+                        elif self._append(follow.log, entry_id, fields) and follow.is_run:  # type: ignore[arg-type]
                             self._follows.pop(follow.key, None)
                             break
         finally:
@@ -323,10 +469,37 @@ class RedisBus(EventBus):
             await client.aclose()
 
     def _drop_idle_follows(self) -> None:
-        """Stop following streams that ended (a run's follow also ends at its end marker)."""
+        """Stop following streams that ended (a run's follow also ends at its end marker), and protocol
+        streams nobody here has read for a while (a later reader copies them in again)."""
+        now = time.monotonic()
         for key, follow in list(self._follows.items()):
             if follow.log.closed:
                 self._follows.pop(key, None)
+            elif follow.protocol:
+                if follow.log.users:  # type: ignore[union-attr]
+                    follow.idle_since = None
+                elif follow.idle_since is None:
+                    follow.idle_since = now
+                elif now - follow.idle_since > PROTOCOL_IDLE_SECONDS:
+                    self._follows.pop(key, None)
+
+    async def _refresh_protocol_streams(self) -> None:
+        """Renew the TTL of protocol streams being read here: one a client follows must not expire under it
+        (its next run would number from 1 again, behind the replica's place)."""
+        now = time.monotonic()
+        if now - self._protocol_refreshed < PROTOCOL_REFRESH_SECONDS:
+            return
+        self._protocol_refreshed = now
+        keys = [f.key for f in self._follows.values() if f.protocol and f.log.users]  # type: ignore[union-attr]
+        if not keys:
+            return
+        try:
+            pipe = self._r.pipeline(transaction=False)
+            for key in keys:
+                pipe.expire(key, self._thread_ttl)
+            await pipe.execute()
+        except RedisError as exc:
+            logger.warning("could not renew protocol streams in Redis: %s", exc)
 
     # control ------------------------------------------------------------------------------
     async def _listen(self) -> None:
@@ -357,6 +530,8 @@ class RedisBus(EventBus):
                 held = self.on_credentials(message["run_id"])
                 if held is not None:  # only the creating process answers (maybe with none), on the asker's channel
                     await self._r.publish(message["reply"], serde.dumps({"held": held}))
+            elif message.get("type") == "forget":
+                self._forget_here(message["thread_id"])
         except Exception as exc:
             logger.warning("control message %s failed: %s", message.get("type"), exc)
 
