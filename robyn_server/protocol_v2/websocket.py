@@ -128,9 +128,14 @@ class ProtocolSocket:
                 self.writer.write_eof()
 
     def send(self, data: bytes) -> None:
+        self.queue(data)
+        self.flush()
+
+    def queue(self, data: bytes) -> None:
+        """Frame a text message without writing it yet: the relay writes a whole upstream chunk's frames at once
+        (one system call instead of one per event)."""
         if self.proto.state is State.OPEN:
             self.proto.send_text(data)
-            self.flush()
 
     def send_json(self, message: Any) -> None:
         self.send(orjson.dumps(message))
@@ -248,7 +253,7 @@ class ProtocolSocket:
                         self.on_event(line[5:].strip())
                     elif line.startswith(b":") and self.proto.state is State.OPEN:
                         self.proto.send_ping(b"")
-                        self.flush()
+                self.flush()
                 await self.writer.drain()
         except httpx.HTTPError:
             pass
@@ -264,7 +269,7 @@ class ProtocolSocket:
         self.kept.append(entry)
         self.last_seq = max(self.last_seq, entry.seq)
         if any(wanted.matches(entry) for wanted in self.subscriptions.values()):
-            self.send(data)
+            self.queue(data)
 
     # ------------------------------------------------------------------ commands
     async def run_commands(self) -> None:
@@ -346,7 +351,7 @@ class ProtocolSocket:
         replayed = 0
         for entry in self.kept:
             if entry.seq > after and wanted.matches(entry):
-                self.send(entry.json)
+                self.queue(entry.json)  # written with the command's answer, after these
                 replayed += 1
         self.subscriptions[subscription_id] = wanted
         return {"subscription_id": subscription_id, "replayed_events": replayed}
