@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until_ok(
+    proc: subprocess.Popen[bytes], url: str, timeout: float, name: str, log_tail: Callable[[], str]
+) -> None:
+    """Wait until the process at `url` answers `/ok` (RuntimeError with its log when it exits or is too slow).
+    Polling is the only way to see a child process become ready over HTTP."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}: {log_tail()}")
+        try:
+            if httpx.get(f"{url}/ok", timeout=0.5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} did not start in {timeout}s: {log_tail()}")
 
 
 class ServerProcess:
@@ -54,18 +73,12 @@ class ServerProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/ok", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"server did not start in {timeout}s: {self.log_path.read_text()[-2000:]}")
+        try:
+            wait_until_ok(self.proc, self.url, timeout, "server", lambda: self.log_path.read_text()[-2000:])
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def stop(self, sig: int | None = None, timeout: float = 10.0) -> int | None:
         if self.proc is None or self.proc.poll() is not None:

@@ -6,12 +6,9 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
-import httpx
-
-from tests.server import ROOT, free_port
+from tests.server import ROOT, free_port, wait_until_ok
 
 REFERENCE_VENV = ROOT / ".venv-reference"
 LANGGRAPH = REFERENCE_VENV / "bin" / "langgraph"
@@ -62,18 +59,12 @@ class ReferenceServer:
 
     def wait_ready(self, timeout: float = 60.0) -> ReferenceServer:
         assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"langgraph dev exited with {self.proc.returncode}: {self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/ok", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"langgraph dev did not start in {timeout}s: {self.log_tail()}")
+        try:
+            wait_until_ok(self.proc, self.url, timeout, "langgraph dev", self.log_tail)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
