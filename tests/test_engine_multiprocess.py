@@ -507,7 +507,11 @@ def test_redis_lost_while_serving_answers_503_and_recovers(shared_env: dict[str,
         with httpx.Client(base_url=server.url, timeout=60) as http:
             tid = http.post("/threads", json={}).json()["thread_id"]
             assert http.post(f"/threads/{tid}/runs/wait", json=run_body).json()["count"] == 3
+            assert http.get("/ok", params={"check_db": "1"}).json()["redis"] == {"ok": True}
             own.stop()
+            not_ready = http.get("/ok", params={"check_db": "1"})  # readiness names Redis
+            assert not_ready.status_code == 503 and not_ready.json()["redis"]["ok"] is False, not_ready.text
+            assert not_ready.json()["detail"].startswith("Redis unavailable")
             refused = http.post(f"/threads/{tid}/runs/stream", json=run_body)
             assert refused.status_code == 503, refused.text
             assert "Redis" in refused.json()["detail"]
@@ -528,6 +532,7 @@ def test_redis_lost_while_serving_answers_503_and_recovers(shared_env: dict[str,
                 return resp.status_code == 200 and resp.json()
 
             assert wait_for(streams_again, "runs to work again after Redis is back")["count"] == 3
+            assert http.get("/ok", params={"check_db": "1"}).status_code == 200  # ready again
     finally:
         server.stop()
         own.stop()
