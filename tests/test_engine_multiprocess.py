@@ -238,7 +238,7 @@ async def _thread_settled(client: Any, tid: str) -> Any:
 async def test_reject_on_two_processes_accepts_exactly_one(replicas: tuple[ServerProcess, ServerProcess]) -> None:
     a, b = replicas
     async with httpx.AsyncClient(base_url=a.url, timeout=60) as ha, httpx.AsyncClient(base_url=b.url, timeout=60) as hb:
-        for _ in range(30):
+        for _ in range(100):
             tid = (await ha.post("/threads", json={})).json()["thread_id"]
             answers = await asyncio.gather(
                 ha.post(f"/threads/{tid}/runs", json=REJECTING), hb.post(f"/threads/{tid}/runs", json=REJECTING)
