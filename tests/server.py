@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,19 +24,21 @@ def free_port() -> int:
 def wait_until_ok(
     proc: subprocess.Popen[bytes], url: str, timeout: float, name: str, log_tail: Callable[[], str]
 ) -> None:
-    """Wait until the process at `url` answers `/ok` (RuntimeError with its log when it exits or is too slow).
-    Polling is the only way to see a child process become ready over HTTP."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Wait until the process at `url` answers `/ok` (RuntimeError with its log when it exits or is too slow)."""
+    from tests.waiting import wait_for
+
+    def answers() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited with {proc.returncode}: {log_tail()}")
         try:
-            if httpx.get(f"{url}/ok", timeout=0.5).status_code == 200:
-                return
+            return httpx.get(f"{url}/ok", timeout=0.5).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{name} did not start in {timeout}s: {log_tail()}")
+            return False
+
+    try:
+        wait_for(answers, f"{name} to answer /ok", timeout=timeout)
+    except AssertionError:
+        raise RuntimeError(f"{name} did not start in {timeout}s: {log_tail()}") from None
 
 
 class ServerProcess:

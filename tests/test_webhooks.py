@@ -28,7 +28,7 @@ from tests.cron_helpers import wait_for
 from tests.server import ROOT, ServerProcess
 
 SECRET = "whsec-test-0123456789"
-HANG = -1  # a scripted "status": answer only after the server's timeout
+HANG = -1  # a scripted "status": answer only once the server has given up and sent its next attempt
 GRAPHS = ROOT / "tests" / "graphs"
 
 
@@ -39,6 +39,7 @@ class Receiver:
         self.requests: list[dict[str, Any]] = []
         self.scripts: dict[str, list[int]] = {}
         self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)  # notified on every request
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -47,14 +48,19 @@ class Receiver:
                 with receiver.lock:
                     receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body,
                                               "at": time.time()})  # fmt: skip
+                    receiver.arrived.notify_all()
                     script = receiver.scripts.get(self.path) or []
                     status = script.pop(0) if script else 200
-                if status == HANG:
-                    time.sleep(3)  # longer than the server's webhook timeout
-                    status = 200
-                self.send_response(status)
-                self.send_header("content-length", "0")
-                self.end_headers()
+                    if status == HANG:  # the server's timeout ends this attempt: its retry is what we wait for
+                        seen = len(receiver.at_locked(self.path))
+                        receiver.arrived.wait_for(lambda: len(receiver.at_locked(self.path)) > seen, timeout=60)
+                        status = 200
+                try:
+                    self.send_response(status)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                except OSError:  # the server stopped waiting for a hung answer
+                    pass
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -65,7 +71,10 @@ class Receiver:
 
     def at(self, path: str) -> list[dict[str, Any]]:
         with self.lock:
-            return [r for r in self.requests if r["path"] == path]
+            return self.at_locked(path)
+
+    def at_locked(self, path: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["path"] == path]
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,31 @@ function nextEvent(thread, test, what, ms = 30000) {
   });
 }
 
-// Resolves once `check()` holds, polling every 20 ms; rejects naming `what` after `ms`.
-async function until(check, what, ms = 30000) {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`no ${what} within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+// A condition re-checked whenever `changed()` is called: `until(check, what)` resolves once `check()` holds
+// and rejects naming `what` after `ms` (a deadline, not a wait).
+function watched() {
+  const waiters = new Set();
+  return {
+    changed() {
+      for (const waiter of [...waiters]) waiter();
+    },
+    until(check, what, ms = 30000) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          reject(new Error(`no ${what} within ${ms} ms`));
+        }, ms);
+        const waiter = () => {
+          if (!check()) return;
+          clearTimeout(timer);
+          waiters.delete(waiter);
+          resolve();
+        };
+        waiters.add(waiter);
+        waiter();
+      });
+    },
+  };
 }
 
 const rootLifecycle = (phase) => (e) =>
@@ -33,18 +51,22 @@ const rootLifecycle = (phase) => (e) =>
 async function streamRun(apiUrl, transport = "sse") {
   const thread = client(apiUrl).threads.stream({ assistantId: "typing", transport });
   const tokens = [];
+  const arrivals = watched();
   const messages = (async () => {
     for await (const message of thread.messages) {
-      for await (const text of message.text) tokens.push({ text, at: performance.now() });
+      for await (const text of message.text) {
+        tokens.push({ text, at: performance.now() });
+        arrivals.changed();
+      }
     }
   })();
   const completed = nextEvent(thread, rootLifecycle("completed"), "completed lifecycle");
   const started = await thread.run.start({ input: userMessage("what is the weather in sf?") });
   const output = await thread.output;
   await completed;
-  // every token of the final answer has arrived (a condition, not a fixed wait; nextEvent-style deadline)
+  // every token of the final answer has arrived (checked on each token, with a deadline)
   const finalText = output.messages.at(-1).content.map((b) => b.text ?? "").join("");
-  await until(() => tokens.map((t) => t.text).join("").endsWith(finalText), "the last token of the answer");
+  await arrivals.until(() => tokens.map((t) => t.text).join("").endsWith(finalText), "the last token of the answer");
   await thread.close();
   return {
     runId: started.run_id,
