@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -133,6 +134,35 @@ def create_database(prefix: str = "robyn_test") -> str:
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"  # a postgresql:// URL, as users set DATABASE_URL
+
+
+def postgres_admin(statement: Any, params: tuple = ()) -> None:
+    """Run one statement on the admin connection (autocommit)."""
+    import psycopg
+
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(statement, params)
+
+
+def allow_connections(dbname: str, allow: bool) -> None:
+    """Let a test database accept new connections again, or refuse them (a database outage)."""
+    from psycopg import sql
+
+    postgres_admin(
+        sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(sql.Identifier(dbname), sql.SQL(str(allow)))
+    )
+
+
+def terminate_connections(dbname: str) -> None:
+    """Kill every open connection to a test database (its pools see dead connections)."""
+    from psycopg import sql
+
+    postgres_admin(
+        sql.SQL(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+        ),
+        (dbname,),
+    )
 
 
 def drop_database(dsn: str) -> None:

@@ -4,28 +4,15 @@ unreachable or Redis does not answer, 200 again once it is back. `GET /ok` stays
 from __future__ import annotations
 
 import httpx
-import psycopg
-from psycopg import sql
 
 from tests.ops_helpers import wait_for
-from tests.server import ADMIN_DSN, ServerProcess, free_port
-
-
-def _admin(statement: sql.Composable, params: tuple = ()) -> None:
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(statement, params)
+from tests.server import ServerProcess, allow_connections, free_port, terminate_connections
 
 
 def _cut_off(dbname: str, cut: bool) -> None:
-    allow = sql.SQL("false" if cut else "true")
-    _admin(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(sql.Identifier(dbname), allow))
+    allow_connections(dbname, not cut)
     if cut:
-        _admin(
-            sql.SQL(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
-            ),
-            (dbname,),
-        )
+        terminate_connections(dbname)
 
 
 def test_readiness_flips_to_503_while_postgres_is_unreachable(postgres_dsn: str) -> None:

@@ -4,44 +4,14 @@ back, without restarting the server. Each test uses its own database (Postgres) 
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 import httpx
-import psycopg
-from psycopg import sql
 
-from tests.server import ADMIN_DSN, ServerProcess
+from tests.server import ServerProcess, allow_connections, terminate_connections
 from tests.waiting import wait_for
 
 AGENT_RUN = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "weather?"}]}}
-
-
-def _admin(statement: sql.Composable, params: tuple = ()) -> None:
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(statement, params)
-
-
-def _terminate(dbname: str) -> None:
-    _admin(
-        sql.SQL(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
-        ),
-        (dbname,),
-    )
-
-
-def _allow_connections(dbname: str, allow: bool) -> None:
-    _admin(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(sql.Identifier(dbname), sql.SQL(str(allow))))
-
-
-def _until_ok(http: httpx.Client, path: str, timeout: float = 30.0) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    resp = http.get(path)
-    while resp.status_code != 200 and time.monotonic() < deadline:
-        time.sleep(0.2)
-        resp = http.get(path)
-    return resp
 
 
 def test_postgres_dropped_connections_are_replaced(postgres_dsn: str) -> None:
@@ -51,7 +21,7 @@ def test_postgres_dropped_connections_are_replaced(postgres_dsn: str) -> None:
     try:
         with httpx.Client(base_url=proc.url, timeout=30) as http:
             tid = http.post("/threads", json={}).json()["thread_id"]
-            _terminate(dbname)
+            terminate_connections(dbname)
             # every pooled connection is dead; requests still succeed on fresh ones
             for _ in range(5):
                 assert http.get(f"/threads/{tid}").status_code == 200
@@ -72,8 +42,8 @@ def test_postgres_outage_is_503_and_the_server_recovers(postgres_dsn: str) -> No
     try:
         with httpx.Client(base_url=proc.url, timeout=30) as http:
             tid = http.post("/threads", json={"metadata": {"before": "outage"}}).json()["thread_id"]
-            _allow_connections(dbname, False)
-            _terminate(dbname)
+            allow_connections(dbname, False)
+            terminate_connections(dbname)
             for resp in (
                 http.get(f"/threads/{tid}"),
                 http.post("/threads", json={}),
@@ -84,14 +54,14 @@ def test_postgres_outage_is_503_and_the_server_recovers(postgres_dsn: str) -> No
                 assert resp.headers["content-type"].startswith("application/json")
                 assert resp.json()["detail"].startswith("Database unavailable")
             assert http.get("/ok").status_code == 200  # liveness does not need the database
-            _allow_connections(dbname, True)
-            back = _until_ok(http, f"/threads/{tid}")
+            allow_connections(dbname, True)
+            back = wait_for(lambda: (r := http.get(f"/threads/{tid}")).status_code == 200 and r, "the thread again")
             assert back.status_code == 200 and back.json()["metadata"] == {"before": "outage"}
             assert http.get("/ok", params={"check_db": "1"}).json()["database"]["ok"] is True
             assert http.post(f"/threads/{tid}/runs/wait", json=AGENT_RUN).status_code == 200
             assert http.get(f"/threads/{tid}").json()["status"] == "idle"
     finally:
-        _allow_connections(dbname, True)
+        allow_connections(dbname, True)
         proc.stop()
     assert proc.proc is not None and "Traceback" not in proc.log_path.read_text()
 
@@ -141,13 +111,13 @@ def test_run_end_is_recorded_after_the_database_comes_back(postgres_dsn: str) ->
             body = {"assistant_id": "slow", "input": {"delay": 1.0, "count": 0}}
             rid = http.post(f"/threads/{tid}/runs", json=body).json()["run_id"]
             wait_for(lambda: http.get(f"/threads/{tid}/runs/{rid}").json()["status"] == "running", "the run to start")
-            _allow_connections(dbname, False)
-            _terminate(dbname)
+            allow_connections(dbname, False)
+            terminate_connections(dbname)
             try:
                 wait_for(lambda: "could not record the end of run" in proc.log_path.read_text(),
                          "the end-of-run write to fail")  # fmt: skip
             finally:
-                _allow_connections(dbname, True)
+                allow_connections(dbname, True)
 
             def ended() -> httpx.Response | None:
                 run = http.get(f"/threads/{tid}/runs/{rid}")
@@ -158,5 +128,5 @@ def test_run_end_is_recorded_after_the_database_comes_back(postgres_dsn: str) ->
             run = wait_for(ended, "the run to end and its thread to leave busy")
             assert run.json()["status"] in ("error", "success")
     finally:
-        _allow_connections(dbname, True)
+        allow_connections(dbname, True)
         proc.stop()
