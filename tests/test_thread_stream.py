@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import httpx
 
@@ -51,7 +50,6 @@ def _run_done(frame: Frame) -> bool:
 def test_thread_stream_carries_run_events_and_run_done(http: httpx.Client, base_url: str) -> None:
     tid = http.post("/threads", json={}).json()["thread_id"]
     reader = ThreadStreamReader(base_url, tid, _run_done)
-    time.sleep(0.2)  # let the subscription register before the run starts
     run = http.post(
         f"/threads/{tid}/runs",
         json={"assistant_id": "slow", "input": {"delay": 0.05, "count": 0}, "stream_mode": ["updates"]},
@@ -68,7 +66,6 @@ def test_thread_stream_state_update_and_resume(http: httpx.Client, base_url: str
     tid = http.post("/threads", json={}).json()["thread_id"]
     http.post(f"/threads/{tid}/runs/wait", json={"assistant_id": "slow", "input": {"delay": 0.01, "count": 2}})
     reader = ThreadStreamReader(base_url, tid, lambda f: f.event == "state_update")
-    time.sleep(0.2)
     update = http.post(f"/threads/{tid}/state", json={"values": {"count": 7}})
     assert update.status_code == 200
     frames = reader.join()
@@ -78,7 +75,6 @@ def test_thread_stream_state_update_and_resume(http: httpx.Client, base_url: str
     resumed = ThreadStreamReader(
         base_url, tid, lambda f: f.event == "state_update", headers={"Last-Event-ID": frames[-1].id}
     )
-    time.sleep(0.2)
     http.post(f"/threads/{tid}/state", json={"values": {"count": 8}})
     again = resumed.join()
     assert [f.data["values"]["count"] for f in again if f.event == "state_update"] == [8]
@@ -87,7 +83,6 @@ def test_thread_stream_state_update_and_resume(http: httpx.Client, base_url: str
 def test_thread_stream_filters_lifecycle(http: httpx.Client, base_url: str) -> None:
     tid = http.post("/threads", json={}).json()["thread_id"]
     reader = ThreadStreamReader(base_url, tid, _run_done, params={"stream_modes": "lifecycle"})
-    time.sleep(0.2)
     http.post(f"/threads/{tid}/runs", json={"assistant_id": "slow", "input": {"delay": 0.05, "count": 1}})
     assert [f.event for f in reader.join()] == ["metadata", "metadata"]
 
