@@ -105,11 +105,10 @@ class SqliteCrons:
                 "AND (end_time IS NULL OR end_time >= ?) ORDER BY next_run_date, seq LIMIT ?",
                 (when, when, limit),
             )
-            for cron in due:
-                await db.execute(
-                    "UPDATE crons SET next_run_date = ? WHERE cron_id = ?",
-                    (time_text(next_run(cron, at)), cron["cron_id"]),
-                )
+            await db.executemany(  # one hop to the writer's thread for every claimed cron
+                "UPDATE crons SET next_run_date = ? WHERE cron_id = ?",
+                [(time_text(next_run(cron, at)), cron["cron_id"]) for cron in due],
+            )
         return due
 
     async def cron_next_due(self, at: datetime) -> datetime | None:
@@ -174,9 +173,10 @@ class PostgresCrons:
         )
         async with self._pool_or_fail.connection() as conn, conn.transaction():  # type: ignore[attr-defined]
             due = await self._fetch(conn, CRONS, query, [at, at, limit])  # type: ignore[attr-defined]
-            for cron in due:
-                await conn.execute(
-                    "UPDATE crons SET next_run_date = %s WHERE cron_id = %s", (next_run(cron, at), cron["cron_id"])
+            async with conn.cursor() as cur:  # one pipelined batch for every claimed cron
+                await cur.executemany(
+                    "UPDATE crons SET next_run_date = %s WHERE cron_id = %s",
+                    [(next_run(cron, at), cron["cron_id"]) for cron in due],
                 )
         return due
 
