@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.server import ROOT, ServerProcess
-from tests.test_auth_support import SECRET, bearer, hs256
+from tests.test_auth_support import JWT_ENV, bearer, hs256
 
 CONFIG = ROOT / "tests" / "graphs" / "langgraph.auth_identity.json"
 USERS = [f"user-{i:02d}" for i in range(60)]
@@ -25,9 +25,8 @@ SEEN_KEYS = ("node", "config_user_id", "config_user", "sync_node", "collect", "a
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
-    env = {"SUPABASE_JWT_SECRET": SECRET, "ROBYN_SERVER_STORAGE": "memory", "N_JOBS_PER_WORKER": "64"}
+    env = {**JWT_ENV, "ROBYN_SERVER_STORAGE": "memory", "N_JOBS_PER_WORKER": "64"}
     proc = ServerProcess(config=Path(CONFIG), env=env)
-    proc.env = {k: v for k, v in proc.env.items() if k not in ("SUPABASE_URL", "SUPABASE_JWKS_URL")}
     proc.start()
     yield proc
     proc.stop()

@@ -11,15 +11,14 @@ import httpx
 import pytest
 
 from tests.server import ServerProcess
-from tests.test_auth_support import SECRET, bearer, hs256
+from tests.test_auth_support import JWT_ENV, bearer, hs256
 
 MISSING = "00000000-0000-4000-8000-000000000000"
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
-    proc = ServerProcess(env={"SUPABASE_JWT_SECRET": SECRET, "ROBYN_SERVER_STORAGE": "memory"})
-    proc.env = {k: v for k, v in proc.env.items() if k not in ("SUPABASE_URL", "SUPABASE_JWKS_URL")}
+    proc = ServerProcess(env={**JWT_ENV, "ROBYN_SERVER_STORAGE": "memory"})
     proc.start()
     yield proc
     proc.stop()

@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 SECRET = "test-secret-for-hs256-which-is-long-enough-0123456789"
+# A server with Supabase HS256 JWT auth on that secret (no JWKS from the environment: None removes a variable).
+JWT_ENV: dict[str, str | None] = {"SUPABASE_JWT_SECRET": SECRET, "SUPABASE_URL": None, "SUPABASE_JWKS_URL": None}
 AUDIENCE = "authenticated"
 
 

@@ -14,7 +14,7 @@ import pytest
 from robyn_server.storage import postgres as postgres_module
 from robyn_server.storage import sqlite as sqlite_module
 from tests.server import ROOT, ServerProcess
-from tests.test_auth_support import SECRET, bearer, hs256
+from tests.test_auth_support import JWT_ENV, bearer, hs256
 
 CONFIG = ROOT / "tests" / "graphs" / "langgraph.auth_identity.json"
 ALL_MODES = ["values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints"]
@@ -59,7 +59,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
 
 def test_token_reaches_the_graph_but_no_response_or_row(backend: tuple[str, str]) -> None:
     kind, where = backend
-    env = {"SUPABASE_JWT_SECRET": SECRET, "SUPABASE_URL": None, "SUPABASE_JWKS_URL": None}
+    env = dict(JWT_ENV)
     env |= {"ROBYN_SERVER_STORAGE": "sqlite", "ROBYN_SERVER_SQLITE_PATH": where} if kind == "sqlite" else {
         "DATABASE_URL": where, "ROBYN_SERVER_STORAGE": "postgres"}  # fmt: skip
     token = hs256(f"alice-{uuid.uuid4().hex[:6]}")

@@ -433,10 +433,10 @@ def test_api_and_worker_roles(shared_env: dict[str, str]) -> None:
     import hashlib
     import os
 
-    from tests.test_auth_support import SECRET, bearer, hs256
+    from tests.test_auth_support import JWT_ENV, bearer, hs256
 
     config = ROOT / "tests" / "graphs" / "langgraph.auth_identity.json"
-    env = {**shared_env, "SUPABASE_JWT_SECRET": SECRET, "SUPABASE_URL": None, "SUPABASE_JWKS_URL": None}
+    env = {**shared_env, **JWT_ENV}
     api = ServerProcess(config=config, env={**env, "ROBYN_SERVER_ROLE": "api"}).start()
     worker_env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     worker = subprocess.Popen(

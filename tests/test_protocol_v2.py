@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosedError
 from tests.conftest import suite_server
 from tests.runs_helpers import ANSWER
 from tests.server import ROOT, ServerProcess
-from tests.test_auth_support import SECRET, bearer, hs256
+from tests.test_auth_support import JWT_ENV, bearer, hs256
 
 ALL_CHANNELS = ["values", "updates", "messages", "tools", "lifecycle", "input", "checkpoints", "tasks", "custom"]
 AGENT_INPUT = {"messages": [{"role": "user", "content": "weather in sf?"}]}
@@ -321,8 +321,7 @@ async def test_command_errors(ahttp: httpx.AsyncClient) -> None:
 
 @pytest.fixture(scope="module")
 def auth_server() -> Iterator[ServerProcess]:
-    proc = ServerProcess(PROTOCOL_CONFIG, env={"SUPABASE_JWT_SECRET": SECRET, "ROBYN_SERVER_STORAGE": "memory"})
-    proc.env = {k: v for k, v in proc.env.items() if k not in ("SUPABASE_URL", "SUPABASE_JWKS_URL")}
+    proc = ServerProcess(PROTOCOL_CONFIG, env={**JWT_ENV, "ROBYN_SERVER_STORAGE": "memory"})
     proc.start()
     yield proc
     proc.stop()
