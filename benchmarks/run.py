@@ -21,8 +21,8 @@ plus, for Postgres, the backends serving its database and the Redis server (`db/
 The reference server is installed from PyPI into `.bench/refenv` when missing; set `BENCH_REFENV=/path/to/venv`
 to reuse an existing install (one that has `bin/langgraph`). It runs with `--n-jobs-per-worker` at the dev
 default (1, see `langgraph_api/cli.py`), and that value is reported. Every loop is bounded in count and time and
-all traffic goes to 127.0.0.1. `--profile DIR` attaches py-spy to this server during the 50-client and
-2,000-token scenarios and prints the functions and modules that dominate.
+all traffic goes to 127.0.0.1. `--profile DIR` attaches py-spy to this server during the 50-client, 2,000-token
+and open-streams scenarios and prints the functions and modules that dominate.
 """
 
 from __future__ import annotations
@@ -1031,7 +1031,14 @@ async def bench_target(
                 target = make_target(name)
                 await target.start()
                 await warm_up(target)
+            profiler = None
+            if profile_dir and name in VARIANTS:
+                profiler = Profiler(profile_dir)
+                profiler.start(target.processes()[0].pid, f"{name}_open_{n}")
             row = await run_scenario(target, open_scenario(n, quick))
+            if profiler:
+                row["profile"] = profiler.stop()
+                print(row["profile"], file=sys.stderr)
             results.append(row)
             log(row)
             if row["errors"] == 0:
@@ -1112,7 +1119,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller counts and time budgets (~1-2 minutes)")
     parser.add_argument("--only", help=f"comma-separated targets (default all): {', '.join(ALL_TARGETS)}")
     parser.add_argument("--json", help="also write the results as JSON to this file")
-    parser.add_argument("--profile", type=Path, help="py-spy this server during c50 and long_2000 into DIR")
+    parser.add_argument("--profile", type=Path, help="py-spy this server during c50, long_2000 and open_N into DIR")
     parser.add_argument(
         "--robyn-env", action="append", default=[], metavar="KEY=VALUE", help="environment for this server only"
     )

@@ -36,6 +36,8 @@ import httpx
 import orjson
 
 from robyn_server.config import env_float
+from robyn_server.guard_responses import FramingError, ResponseFramer, ResponseHead
+from robyn_server.streaming import handoff
 from robyn_server.supervisor import CHILD_ENV
 
 logger = logging.getLogger("robyn_server.guard")
@@ -135,6 +137,27 @@ def check_content_type(head: RequestHead) -> None:
             raise Refusal(400, "Malformed multipart content type: no boundary")
 
 
+def with_handoff_secret(head: RequestHead) -> bytes:
+    """The head as sent upstream: marked with this process's handoff secret (any client-sent mark dropped)."""
+    name = handoff.REQUEST_HEADER.encode()
+    raw = head.raw
+    if any(key == name for key, _ in head.headers):
+        lines = raw.rstrip(b"\r\n").split(b"\r\n")
+        raw = b"\r\n".join(line for line in lines if line.split(b":", 1)[0].strip().lower() != name) + b"\r\n\r\n"
+    return raw[:-2] + name + b": " + handoff.SECRET.encode() + b"\r\n\r\n"
+
+
+def handoff_head(head: ResponseHead) -> bytes:
+    """The head of a handed-off stream: Robyn's status and headers, chunked, with Robyn's streaming headers."""
+    status_line = head.raw.split(b"\r\n", 1)[0]
+    skip = {b"content-length", b"transfer-encoding", handoff.RESPONSE_HEADER.encode()}
+    lines = [status_line, b"transfer-encoding: chunked"]
+    lines += [name + b": " + value for name, value in head.headers if name not in skip]
+    present = {name for name, _ in head.headers}
+    lines += [name + b": " + value for name, value in handoff.STREAM_HEADERS if name not in present]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
 class Connection:
     """One client connection and its upstream connection to Robyn."""
 
@@ -146,6 +169,7 @@ class Connection:
         self.pump: asyncio.Task[None] | None = None
         self.upstream_active_at = time.monotonic()
         self.forwarded_at = 0.0
+        self.framer = ResponseFramer()
 
     async def serve(self) -> None:
         try:
@@ -204,7 +228,8 @@ class Connection:
             return False
         await self.connect_upstream()
         assert self.up_writer is not None
-        self.up_writer.write(head.raw)
+        self.framer.methods.append(head.method)
+        self.up_writer.write(with_handoff_secret(head))
         if kind == "length":
             await self.copy_body(length)
         elif kind == "chunked":
@@ -275,17 +300,51 @@ class Connection:
         self.pump = asyncio.get_running_loop().create_task(self.copy_responses())
 
     async def copy_responses(self) -> None:
-        """Robyn's responses, byte for byte, to the client; the client connection ends with them."""
+        """Robyn's responses to the client in order: byte for byte, except a handed-off stream, which is served
+        here from its body; the client connection ends with them."""
         assert self.up_reader is not None
+        out: list[bytes] = []
         try:
             while data := await self.up_reader.read(CHUNK):
                 self.upstream_active_at = time.monotonic()
-                self.writer.write(data)
-                await self.writer.drain()
+                for kind, piece in self.framer.feed(data):
+                    if kind == "head":
+                        assert isinstance(piece, ResponseHead)
+                        token = piece.get(handoff.RESPONSE_HEADER.encode())
+                        if token is not None:
+                            self.writer.write(b"".join(out))
+                            out.clear()
+                            await self.serve_handoff(piece, token.decode("latin-1"))
+                            continue
+                        out.append(piece.raw)
+                    else:
+                        out.append(piece)  # type: ignore[arg-type]
+                if out:
+                    self.writer.write(b"".join(out))
+                    out.clear()
+                    await self.writer.drain()
         except (ConnectionError, OSError):
             pass
+        except FramingError as exc:
+            logger.error("request guard: cannot follow Robyn's responses: %s", exc)
         finally:
             self.writer.close()
+
+    async def serve_handoff(self, head: ResponseHead, token: str) -> None:
+        """Write the stream's head, then its body as chunks, as Robyn would have; a gone client ends it."""
+        self.writer.write(handoff_head(head))
+        chunks = handoff.take(token)
+        if chunks is None:  # not ours to serve (expired): an empty body
+            self.writer.write(b"0\r\n\r\n")
+            return
+        try:
+            async for chunk in chunks:
+                self.upstream_active_at = time.monotonic()  # the response is alive: not an idle connection
+                self.writer.write(handoff.chunk_frame(chunk))
+                await self.writer.drain()
+            self.writer.write(b"0\r\n\r\n")
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
 
     async def refuse(self, refusal: Refusal) -> None:
         try:

@@ -26,6 +26,7 @@ from robyn_server.ops.requests import set_route
 from robyn_server.routes.common import check_json_limits, check_text
 from robyn_server.schemas import MAX_INT32
 from robyn_server.storage.errors import is_unavailable, unavailable_detail
+from robyn_server.streaming import handoff
 
 logger = logging.getLogger("robyn_server")
 
@@ -290,7 +291,8 @@ class Router:
 
         async def robyn_handler(request: Request) -> Any:
             set_route(template)  # the route template labels this request's metrics and span
-            return self.decorate(request, await answer(request))
+            response = self.decorate(request, await answer(request))
+            return handoff.offer(request.headers, response) or response  # the guard streams it, if it can
 
         async def answer(request: Request) -> Any:
             try:

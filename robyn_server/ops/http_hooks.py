@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from robyn import Request
@@ -109,6 +110,30 @@ class TrackedStream:
             close = getattr(self._inner, "close", None)
             if close is not None:
                 close()
+        finally:
+            self._end()
+
+    def async_chunks(self) -> AsyncIterator[Any] | None:
+        """The inner body read asynchronously (streamed by the request guard), counted the same way."""
+        async_chunks = getattr(self._inner, "async_chunks", None)
+        source = async_chunks() if async_chunks is not None else None
+        return None if source is None else self._tracked(source)
+
+    async def _tracked(self, source: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        try:
+            async for chunk in source:
+                yield chunk
+        finally:
+            try:
+                await source.aclose()  # type: ignore[attr-defined]
+            finally:
+                self._end()
+
+    def abandon(self) -> None:
+        try:
+            abandon = getattr(self._inner, "abandon", None)
+            if abandon is not None:
+                abandon()
         finally:
             self._end()
 

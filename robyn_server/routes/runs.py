@@ -17,7 +17,9 @@ from robyn_server.routes.common import select_fields
 from robyn_server.runs.manager import INFLIGHT, RunHandle
 from robyn_server.runs.service import create_run
 from robyn_server.schemas import RunCreateStateful, RunCreateStateless, RunsCancel
+from robyn_server.streaming import handoff
 from robyn_server.streaming.event_log import ReaderProgress
+from robyn_server.streaming.handoff import LogBody
 from robyn_server.streaming.modes import STREAM_MODES
 from robyn_server.streaming.sse import encode_frame
 
@@ -88,18 +90,19 @@ def register(router: Router, ctx: ServerContext) -> None:
             return
         asyncio.get_running_loop().call_later(DISCONNECT_PROBE_SECONDS, _watch, handle, progress)
 
-    def sse(handle: RunHandle, start: int, *, cancel_on_disconnect: bool, modes: frozenset[str] | None = None,
-            headers: dict[str, str] | None = None) -> StreamResponse:  # fmt: skip
+    def sse(req: ApiRequest, handle: RunHandle, start: int, *, cancel_on_disconnect: bool,
+            modes: frozenset[str] | None = None, headers: dict[str, str] | None = None) -> StreamResponse:  # fmt: skip
         loop = loop_holder.setdefault("loop", asyncio.get_running_loop())
         heartbeat, on_close, progress = settings.heartbeat_seconds, None, ReaderProgress()
         if cancel_on_disconnect:
-            heartbeat = min(heartbeat, DISCONNECT_PROBE_SECONDS)
             on_close = lambda: _cancel_later(handle)  # noqa: E731
-            loop.call_later(DISCONNECT_PROBE_SECONDS, _watch, handle, progress)
+            if not handoff.requested(req.raw.headers):  # the guard sees a client leave at once; Robyn does not
+                heartbeat = min(heartbeat, DISCONNECT_PROBE_SECONDS)
+                loop.call_later(DISCONNECT_PROBE_SECONDS, _watch, handle, progress)
         token, handle.token = (handle.token if start == 0 else None), None
-        chunks = handle.log.read(start, heartbeat_seconds=heartbeat, modes=modes, on_close=on_close, progress=progress,
-                                 token=token)  # fmt: skip
-        return StreamResponse(bind_iterator(chunks), headers=headers or {})  # the body sees the caller
+        body = LogBody(handle.log, start, heartbeat_seconds=heartbeat, modes=modes, on_close=on_close,
+                       progress=progress, token=token)  # fmt: skip
+        return StreamResponse(body, headers=headers or {})  # frames only: no caller code runs in the body
 
     def wait_body(handle: RunHandle) -> Iterator[bytes]:
         """Newlines every heartbeat while the run works, then the run's result as one JSON document."""
@@ -126,7 +129,7 @@ def register(router: Router, ctx: ServerContext) -> None:
         """Create a run on a thread and stream its events."""
         thread_id, handle, body = await _stateful(req)
         loc = _run_location(thread_id, handle.run_id)
-        return sse(handle, 0, cancel_on_disconnect=body.on_disconnect == "cancel",
+        return sse(req, handle, 0, cancel_on_disconnect=body.on_disconnect == "cancel",
                    headers={"Location": f"{loc}/stream", "Content-Location": loc})  # fmt: skip
 
     async def wait_run(req: ApiRequest) -> Any:
@@ -151,7 +154,7 @@ def register(router: Router, ctx: ServerContext) -> None:
         body = req.body(RunCreateStateless)
         handle = await create_run(ctx, body, thread_id=None, request_id=req.header("x-request-id"))
         loc = f"/runs/{handle.run_id}"
-        return sse(handle, 0, cancel_on_disconnect=body.on_disconnect == "cancel",
+        return sse(req, handle, 0, cancel_on_disconnect=body.on_disconnect == "cancel",
                    headers={"Location": f"{loc}/stream", "Content-Location": loc})  # fmt: skip
 
     async def wait_stateless(req: ApiRequest) -> Any:
@@ -245,7 +248,7 @@ def register(router: Router, ctx: ServerContext) -> None:
             return StreamResponse(iter(()), headers=headers)
         last_event_id = req.header("last-event-id")
         start = handle.log.start_index(last_event_id, replay=handle.log.resumable)
-        return sse(handle, start, cancel_on_disconnect=req.query_bool("cancel_on_disconnect"), modes=modes,
+        return sse(req, handle, start, cancel_on_disconnect=req.query_bool("cancel_on_disconnect"), modes=modes,
                    headers=headers)  # fmt: skip
 
     async def join_run(req: ApiRequest) -> Any:

@@ -8,7 +8,6 @@ from typing import Any
 from langchain_core.utils.uuid import uuid7
 
 from robyn_server.auth.authorize import authorize, visible
-from robyn_server.auth.context import bind_iterator
 from robyn_server.checkpoints import copy_thread_checkpoints
 from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
@@ -33,6 +32,7 @@ from robyn_server.state import EMPTY_STATE, snapshot_to_state
 from robyn_server.storage.thread_storage import thread_storage
 from robyn_server.store_config import thread_ttl_default
 from robyn_server.streaming.event_log import parse_event_id
+from robyn_server.streaming.handoff import LogBody
 from robyn_server.streaming.modes import STREAM_MODES
 
 THREAD_FIELDS = {
@@ -310,8 +310,7 @@ def register(router: Router, ctx: ServerContext) -> None:
             raise ApiError(422, "Invalid last-event-id: must be a valid Redis stream ID")
         log = await ctx.runs.thread_log(thread["thread_id"])
         start = log.start_index(last_event_id, replay=False)
-        chunks = log.read(start, heartbeat_seconds=ctx.settings.heartbeat_seconds, modes=modes)
-        return StreamResponse(bind_iterator(chunks))
+        return StreamResponse(LogBody(log, start, heartbeat_seconds=ctx.settings.heartbeat_seconds, modes=modes))
 
     async def prune(req: ApiRequest) -> Any:
         """Delete threads (`delete`) or drop all but their latest checkpoint (`keep_latest`)."""

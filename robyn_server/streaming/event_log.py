@@ -1,14 +1,17 @@
 """The per-run event log: the run task appends frames, any number of SSE responses read them.
 
-Readers are synchronous generators driven by Robyn's worker threads, so they wait on a `threading.Condition`
-instead of hopping onto the event loop for every chunk; everything ready is sent as one chunk.
+Two kinds of reader, with the same output: synchronous generators driven by Robyn's worker threads wait on a
+`threading.Condition` (no hop onto the event loop per chunk), and asynchronous ones (`aread`, for the request
+guard, which serves streams on its own event loop without holding a thread per stream) wait on a future that
+`append` resolves through their loop. Either sends everything ready as one chunk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 from robyn_server.streaming.sse import HEARTBEAT, encode_frame
@@ -81,6 +84,7 @@ class EventLog:
         self._cursors: dict[int, int] = {}  # reader token -> next index it reads
         self._close_callbacks: list[Callable[[], None]] = []
         self._tokens = 0
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, int, asyncio.Future[None]]] = []  # async readers
         # A thread-wide log that also receives this run's events (`GET /threads/{id}/stream`).
         self.mirror: EventLog | None = None
         # Called with every appended (key, event, data), e.g. to forward the events to Redis.
@@ -127,6 +131,8 @@ class EventLog:
                 del self.entries[:drop]
                 self.base += drop
             self._cond.notify_all()
+            if self._waiters:
+                self._wake()
         if self.mirror is not None:
             self.mirror.append(event, data)
         if self.on_append is not None:
@@ -177,6 +183,7 @@ class EventLog:
             self.closed = True
             self.closed_at = time.monotonic()
             self._cond.notify_all()
+            self._wake()
         for callback in callbacks:
             callback()
 
@@ -216,8 +223,63 @@ class EventLog:
         reader stops for any reason, including the client going away; `progress` records each hand-over.
         """
         progress = progress or ReaderProgress()
-        index = start
-        next_beat = time.monotonic() + heartbeat_seconds
+        cursor = self._open_reader(token, start, modes, heartbeat_seconds)
+        try:
+            while True:
+                with self._cond:
+                    while cursor.index >= self.end and not self.closed:
+                        remaining = cursor.next_beat - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        self._cond.wait(remaining)
+                for piece in self._advance(cursor):
+                    progress.handed_at = time.monotonic()
+                    yield piece
+                    progress.handed_at = None
+                if cursor.finished:
+                    return
+        finally:
+            self._close_reader(cursor, progress, on_close)
+
+    async def aread(
+        self,
+        start: int,
+        *,
+        heartbeat_seconds: float,
+        modes: frozenset[str] | None = None,
+        on_close: Callable[[], None] | None = None,
+        progress: ReaderProgress | None = None,
+        token: int | None = None,
+    ) -> AsyncIterator[bytes]:
+        """`read` for a reader on an event loop: the same chunks and heartbeats, waiting without a thread."""
+        progress = progress or ReaderProgress()
+        loop = asyncio.get_running_loop()
+        thread = threading.get_ident()
+        cursor = self._open_reader(token, start, modes, heartbeat_seconds)
+        try:
+            while True:
+                with self._cond:
+                    remaining = cursor.next_beat - time.monotonic()
+                    waiter = None
+                    if cursor.index >= self.end and not self.closed and remaining > 0:
+                        waiter = loop.create_future()
+                        self._waiters.append((loop, thread, waiter))
+                if waiter is not None:
+                    timer = loop.call_later(remaining, _resolve, waiter)
+                    try:
+                        await waiter
+                    finally:
+                        timer.cancel()
+                for piece in self._advance(cursor):
+                    progress.handed_at = time.monotonic()
+                    yield piece
+                    progress.handed_at = None
+                if cursor.finished:
+                    return
+        finally:
+            self._close_reader(cursor, progress, on_close)
+
+    def _open_reader(self, token: int | None, index: int, modes: frozenset[str] | None, beat: float) -> _Cursor:
         with self._cond:
             self.readers += 1
             if token is None:
@@ -225,40 +287,59 @@ class EventLog:
                 token = self._tokens
             if not self.closed:
                 self._cursors[token] = index
-        try:
-            while True:
-                with self._cond:
-                    while index >= self.end and not self.closed:
-                        remaining = next_beat - time.monotonic()
-                        if remaining <= 0:
-                            break
-                        self._cond.wait(remaining)
-                    index = max(index, self.base)
-                    batch = self.entries[index - self.base :]
-                    index += len(batch)
-                    if token in self._cursors:
-                        self._cursors[token] = index
-                    finished = self.closed and index >= self.end
-                if batch:
-                    if modes is None:
-                        chunk = b"".join(e.frame for e in batch)
-                    else:
-                        chunk = b"".join(e.frame for e in batch if e.mode in modes)
-                    if chunk:
-                        progress.handed_at = time.monotonic()
-                        yield chunk
-                        progress.handed_at = None
-                if finished:
-                    return
-                if time.monotonic() >= next_beat:
-                    next_beat = time.monotonic() + heartbeat_seconds
-                    progress.handed_at = time.monotonic()
-                    yield HEARTBEAT
-                    progress.handed_at = None
-        finally:
-            with self._cond:
-                self.readers -= 1
-                self._cursors.pop(token, None)
-            progress.done = True
-            if on_close is not None:
-                on_close()
+        return _Cursor(index, token, modes, beat, time.monotonic() + beat)
+
+    def _close_reader(self, cursor: _Cursor, progress: ReaderProgress, on_close: Callable[[], None] | None) -> None:
+        with self._cond:
+            self.readers -= 1
+            self._cursors.pop(cursor.token, None)
+        progress.done = True
+        if on_close is not None:
+            on_close()
+
+    def _advance(self, cursor: _Cursor) -> list[bytes]:
+        """What a reader sends now: the frames from its index on as one chunk, then a heartbeat if one is due."""
+        with self._cond:
+            index = max(cursor.index, self.base)
+            batch = self.entries[index - self.base :]
+            cursor.index = index + len(batch)
+            if cursor.token in self._cursors:
+                self._cursors[cursor.token] = cursor.index
+            cursor.finished = self.closed and cursor.index >= self.end
+        modes = cursor.modes
+        chunk = b"".join(e.frame for e in batch if modes is None or e.mode in modes)
+        out = [chunk] if chunk else []
+        if not cursor.finished and time.monotonic() >= cursor.next_beat:
+            cursor.next_beat = time.monotonic() + cursor.heartbeat
+            out.append(HEARTBEAT)
+        return out
+
+    def _wake(self) -> None:
+        """Resolve the async readers' futures, each through its own loop (lock held)."""
+        waiters, self._waiters = self._waiters, []
+        here = threading.get_ident()
+        for loop, thread, waiter in waiters:
+            if thread == here:
+                _resolve(waiter)
+            else:
+                try:
+                    loop.call_soon_threadsafe(_resolve, waiter)
+                except RuntimeError:  # that loop is closed: its reader is gone
+                    pass
+
+
+@dataclass(slots=True)
+class _Cursor:
+    """Where one reader is: its next index, its reservation token, what it keeps, when it next beats."""
+
+    index: int
+    token: int
+    modes: frozenset[str] | None
+    heartbeat: float
+    next_beat: float
+    finished: bool = False
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

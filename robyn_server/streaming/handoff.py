@@ -1,0 +1,118 @@
+"""Streams handed from Robyn to the request guard, so an open stream costs no Robyn thread.
+
+Robyn drives a streamed body from one of its blocking threads per in-flight step (about 256 per process), so
+a stream that waits on a model holds a thread the whole time and the 257th open stream waits for a free one.
+The guard, which owns the public port and runs its own event loop, marks every request it forwards with this
+process's secret; a handler whose body can be read asynchronously (`LogBody`) then answers Robyn with an empty
+response that names a token, and the guard, seeing the token on the response, writes the status and headers
+itself and streams the body from its loop (chunked, as Robyn would). Without the guard
+(`ROBYN_SERVER_REQUEST_GUARD=0`) or for any other body, Robyn streams as before.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from robyn import Headers, Response
+from robyn.responses import StreamingResponse
+
+from robyn_server.streaming.event_log import EventLog
+
+REQUEST_HEADER = "x-robyn-server-handoff"  # guard -> Robyn: this process's secret
+RESPONSE_HEADER = "x-robyn-server-handoff-token"  # Robyn -> guard: the body to stream
+SECRET = secrets.token_urlsafe(24)
+UNCLAIMED_SECONDS = 30.0  # a body the guard never took (its client went away first) is closed after this
+# What Robyn's Rust layer adds to every streamed response; the guard adds the same to the streams it serves.
+STREAM_HEADERS = (
+    (b"pragma", b"no-cache"),
+    (b"cache-control", b"no-cache, no-store, must-revalidate"),
+    (b"expires", b"0"),
+    (b"x-accel-buffering", b"no"),
+)
+
+
+class LogBody:
+    """A response body read from an event log: a sync iterator for Robyn's threads, or `async_chunks()`."""
+
+    __slots__ = ("_log", "_start", "_options", "_sync")
+
+    def __init__(self, log: EventLog, start: int, **options: Any) -> None:
+        """`options`: `EventLog.read`'s keyword arguments (heartbeat_seconds, modes, on_close, progress, token)."""
+        self._log, self._start, self._options, self._sync = log, start, options, None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._sync is None:
+            self._sync = self._log.read(self._start, **self._options)
+        return next(self._sync)
+
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.close()
+
+    def async_chunks(self) -> AsyncIterator[bytes] | None:
+        return self._log.aread(self._start, **self._options)
+
+    def abandon(self) -> None:
+        """Nobody will read it: give back the log reservation and run `on_close` as a reader's end would."""
+        self._log.release(self._options.get("token"))
+        on_close = self._options.get("on_close")
+        if on_close is not None:
+            on_close()
+
+
+@dataclass(slots=True)
+class _Pending:
+    chunks: AsyncIterator[bytes]
+    content: Any
+    at: float
+
+
+_pending: dict[str, _Pending] = {}
+
+
+def requested(request_headers: Any) -> bool:
+    """Whether the guard forwarded this request, and so will stream a `LogBody` answer itself."""
+    return request_headers.get(REQUEST_HEADER) == SECRET
+
+
+def offer(request_headers: Any, response: Any) -> Response | None:
+    """The empty response that hands `response`'s body to the guard, or None to let Robyn stream it."""
+    if not isinstance(response, StreamingResponse) or not requested(request_headers):
+        return None
+    async_chunks = getattr(response.content, "async_chunks", None)
+    chunks = async_chunks() if async_chunks is not None else None
+    if chunks is None:
+        return None
+    _sweep()
+    token = secrets.token_urlsafe(12)
+    _pending[token] = _Pending(chunks, response.content, time.monotonic())
+    headers = Headers(response.headers.to_dict())
+    headers.set(RESPONSE_HEADER, token)
+    return Response(status_code=response.status_code, headers=headers, description=b"")
+
+
+def take(token: str) -> AsyncIterator[bytes] | None:
+    """The body `offer` kept under `token` (once), for the guard to stream."""
+    pending = _pending.pop(token, None)
+    return None if pending is None else pending.chunks
+
+
+def _sweep() -> None:
+    now = time.monotonic()
+    for token in [t for t, p in _pending.items() if now - p.at > UNCLAIMED_SECONDS]:
+        pending = _pending.pop(token, None)
+        abandon = getattr(pending.content if pending else None, "abandon", None)
+        if abandon is not None:
+            abandon()
+
+
+def chunk_frame(data: bytes) -> bytes:
+    """One HTTP/1.1 chunk."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
