@@ -25,6 +25,7 @@ class MemoryStorage(MemoryCrons, Storage):
         self._versions: dict[str, list[Record]] = {}
         self._threads: dict[str, Record] = {}
         self._runs: dict[str, Record] = {}
+        self._thread_index: dict[str, dict[str, Record]] = {}  # thread id -> its runs (the same records)
         self._owners: dict[str, str | None] = {}
         self._ttls: dict[str, Record] = {}
         self._instances: dict[str, Record] = {}
@@ -130,7 +131,7 @@ class MemoryStorage(MemoryCrons, Storage):
         existed = self._threads.pop(thread_id, None) is not None
         self._ttls.pop(thread_id, None)
         self._drop_thread_crons(thread_id)
-        for run_id in [r for r, run in self._runs.items() if run["thread_id"] == thread_id]:
+        for run_id in self._thread_index.pop(thread_id, {}):
             del self._runs[run_id]
             self._owners.pop(run_id, None)
         await self.checkpointer.adelete_thread(thread_id)
@@ -162,7 +163,7 @@ class MemoryStorage(MemoryCrons, Storage):
     # runs ---------------------------------------------------------------------------------
     async def run_put(self, run: Record) -> None:
         self._owners.setdefault(run["run_id"], self.instance_id)
-        self._runs[run["run_id"]] = dict(run)
+        self._insert_run(dict(run))
 
     async def run_get(self, run_id: str) -> Record | None:
         found = self._runs.get(run_id)
@@ -177,14 +178,22 @@ class MemoryStorage(MemoryCrons, Storage):
 
     async def run_delete(self, run_id: str) -> bool:
         self._owners.pop(run_id, None)
-        return self._runs.pop(run_id, None) is not None
+        run = self._runs.pop(run_id, None)
+        if run is None:
+            return False
+        runs = self._thread_index.get(run["thread_id"])
+        if runs is not None:
+            runs.pop(run_id, None)
+            if not runs:
+                del self._thread_index[run["thread_id"]]
+        return True
+
+    def _insert_run(self, run: Record) -> None:
+        self._runs[run["run_id"]] = run
+        self._thread_index.setdefault(run["thread_id"], {})[run["run_id"]] = run
 
     async def run_list(self, thread_id: str, *, limit: int, offset: int, status: str | None = None) -> list[Record]:
-        runs = [
-            dict(r)
-            for r in self._runs.values()
-            if r["thread_id"] == thread_id and (status is None or r["status"] == status)
-        ]
+        runs = [dict(r) for r in self._thread_runs(thread_id) if status is None or r["status"] == status]
         runs.sort(key=lambda r: r["created_at"], reverse=True)
         return runs[offset : offset + limit]
 
@@ -194,7 +203,7 @@ class MemoryStorage(MemoryCrons, Storage):
     # run engine ---------------------------------------------------------------------------
     # No await inside these methods, so each is atomic with respect to every other task.
     def _thread_runs(self, thread_id: str) -> list[Record]:
-        return [r for r in self._runs.values() if r["thread_id"] == thread_id]
+        return list(self._thread_index.get(thread_id, {}).values())
 
     async def run_create(
         self,
@@ -215,7 +224,7 @@ class MemoryStorage(MemoryCrons, Storage):
             if mine >= max_creator_runs:
                 raise RunLimitReached(creator)
         self._owners[run["run_id"]] = self.instance_id
-        self._runs[run["run_id"]] = dict(run)
+        self._insert_run(dict(run))
         thread = self._threads.get(run["thread_id"])
         if thread is not None:
             thread.update(thread_fields)
