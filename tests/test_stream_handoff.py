@@ -117,6 +117,31 @@ def test_more_open_streams_than_robyn_threads_all_stream_at_once(server: ServerP
             wait_for(cancelled, f"run {run_id} cancelled")
 
 
+def test_more_waits_than_robyn_threads_hold_no_thread_each(server: ServerProcess) -> None:
+    """300 `/runs/wait` requests on runs that would take minutes: while every run is busy the server holds far
+    fewer threads than waiting requests; cancelled, each request gets its run's values."""
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        threads = [client.post("/threads", json={}).json()["thread_id"] for _ in range(OPEN_STREAMS)]
+
+        def busy() -> int:
+            return client.post("/threads/count", json={"status": "busy"}).json()
+
+        async def wait_all() -> tuple[list[httpx.Response], int]:
+            limits = httpx.Limits(max_connections=OPEN_STREAMS + 10, max_keepalive_connections=0)
+            async with httpx.AsyncClient(base_url=server.url, timeout=120, limits=limits) as waiting:
+                body = {"assistant_id": "slow", "input": {"delay": 600}}
+                tasks = [asyncio.create_task(waiting.post(f"/threads/{t}/runs/wait", json=body)) for t in threads]
+                await asyncio.to_thread(wait_for, lambda: busy() >= OPEN_STREAMS, "every run busy")
+                threads_held = psutil.Process(server.proc.pid).num_threads()  # type: ignore[union-attr]
+                assert (await waiting.post("/runs/cancel", json={"status": "running"})).status_code == 204
+                return await asyncio.gather(*tasks), threads_held
+
+        answers, threads_held = asyncio.run(wait_all())
+    assert threads_held < OPEN_STREAMS // 2, f"{threads_held} threads for {OPEN_STREAMS} waiting requests"
+    assert [a.status_code for a in answers] == [200] * OPEN_STREAMS
+    assert all(a.json()["delay"] == 600 for a in answers)
+
+
 def read_until(sock: socket.socket, marker: bytes, data: bytes = b"") -> bytes:
     while marker not in data:
         chunk = sock.recv(65536)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote_plus
 
 from robyn_server import serde
 from robyn_server.auth.authorize import authorize, visible
-from robyn_server.auth.context import bind_iterator
 from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
 from robyn_server.http import ApiRequest, JsonResponse, Router, StreamResponse, empty, validate, validate_uuid
@@ -19,7 +17,7 @@ from robyn_server.runs.service import create_run
 from robyn_server.schemas import RunCreateStateful, RunCreateStateless, RunsCancel
 from robyn_server.streaming import handoff
 from robyn_server.streaming.event_log import ReaderProgress
-from robyn_server.streaming.handoff import LogBody
+from robyn_server.streaming.handoff import LogBody, WaitBody
 from robyn_server.streaming.modes import STREAM_MODES
 from robyn_server.streaming.sse import encode_frame
 
@@ -104,16 +102,10 @@ def register(router: Router, ctx: ServerContext) -> None:
                        progress=progress, token=token)  # fmt: skip
         return StreamResponse(body, headers=headers or {})  # frames only: no caller code runs in the body
 
-    def wait_body(handle: RunHandle) -> Iterator[bytes]:
-        """Newlines every heartbeat while the run works, then the run's result as one JSON document."""
-        while not handle.log.wait_closed(settings.heartbeat_seconds):
-            yield b"\n"
-        yield serde.dumps(handle.result if handle.result is not None else {})
-
     def wait_response(handle: RunHandle, location: str, content_location: str) -> StreamResponse:
         handle.release()
         return StreamResponse(
-            bind_iterator(wait_body(handle)),
+            WaitBody(handle.log, settings.heartbeat_seconds),  # newlines while the run works, then its result
             headers={"Location": location, "Content-Location": content_location},
             media_type="application/json",
         )

@@ -265,7 +265,7 @@ class EventLog:
                         waiter = loop.create_future()
                         self._waiters.append((loop, thread, waiter))
                 if waiter is not None:
-                    timer = loop.call_later(remaining, _resolve, waiter)
+                    timer = loop.call_later(remaining, resolve, waiter)
                     try:
                         await waiter
                     finally:
@@ -320,10 +320,10 @@ class EventLog:
         here = threading.get_ident()
         for loop, thread, waiter in waiters:
             if thread == here:
-                _resolve(waiter)
+                resolve(waiter)
             else:
                 try:
-                    loop.call_soon_threadsafe(_resolve, waiter)
+                    loop.call_soon_threadsafe(resolve, waiter)
                 except RuntimeError:  # that loop is closed: its reader is gone
                     pass
 
@@ -340,6 +340,7 @@ class _Cursor:
     finished: bool = False
 
 
-def _resolve(waiter: asyncio.Future[None]) -> None:
+def resolve(waiter: asyncio.Future[None]) -> None:
+    """Wake a reader's future (once; a reader that already stopped waiting is left alone)."""
     if not waiter.done():
         waiter.set_result(None)

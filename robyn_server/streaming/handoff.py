@@ -11,6 +11,7 @@ itself and streams the body from its loop (chunked, as Robyn would). Without the
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +21,8 @@ from typing import Any
 from robyn import Headers, Response
 from robyn.responses import StreamingResponse
 
-from robyn_server.streaming.event_log import EventLog
+from robyn_server import serde
+from robyn_server.streaming.event_log import EventLog, resolve
 
 REQUEST_HEADER = "x-robyn-server-handoff"  # guard -> Robyn: this process's secret
 RESPONSE_HEADER = "x-robyn-server-handoff-token"  # Robyn -> guard: the body to stream
@@ -65,6 +67,47 @@ class LogBody:
         on_close = self._options.get("on_close")
         if on_close is not None:
             on_close()
+
+
+class WaitBody:
+    """A run's result as one JSON document after a newline every heartbeat while it works (`/runs/wait`)."""
+
+    __slots__ = ("_log", "_heartbeat", "_sync")
+
+    def __init__(self, log: EventLog, heartbeat_seconds: float) -> None:
+        self._log, self._heartbeat, self._sync = log, heartbeat_seconds, None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._sync is None:
+            self._sync = self._blocking()
+        return next(self._sync)
+
+    def _blocking(self) -> Iterator[bytes]:
+        while not self._log.wait_closed(self._heartbeat):
+            yield b"\n"
+        yield self._document()
+
+    async def _waiting(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        closed: asyncio.Future[None] = loop.create_future()
+        self._log.add_close_callback(lambda: loop.call_soon_threadsafe(resolve, closed))
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(closed), self._heartbeat)
+                break
+            except TimeoutError:
+                yield b"\n"
+        yield self._document()
+
+    def _document(self) -> bytes:
+        result = self._log.result
+        return serde.dumps(result if result is not None else {})
+
+    def async_chunks(self) -> AsyncIterator[bytes] | None:
+        return self._waiting()
 
 
 @dataclass(slots=True)
