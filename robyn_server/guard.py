@@ -10,10 +10,13 @@ Per request the guard reads only the head (with a deadline), refuses at once wha
 `Content-Length` over the limit: 413; a malformed multipart content type: 400; an unknown method: 405 with
 `Allow`; a bad or ambiguous body framing: 400) with a JSON body and `Connection: close`, and otherwise forwards
 the head and then the body as it arrives (a chunked body is cut off with 413 at the limit). Responses are copied
-back byte for byte, so streams, `Expect: 100-continue` and upgrades pass unchanged. A client connection maps to
-one upstream connection. The exception is a WebSocket on a thread's protocol-v2 event stream, which the guard
-serves itself over the HTTP routes (robyn_server/protocol_v2/websocket.py), because Robyn's WebSocket handlers
-see neither the path nor the headers. It runs on its own event loop in a daemon thread.
+back byte for byte, so streams, `Expect: 100-continue` and upgrades pass unchanged, with one exception: a run or
+thread stream (and a `/runs/wait` answer) that Robyn hands over (robyn_server/streaming/handoff.py) is served
+here from the run's event log, because Robyn would hold one of its ~256 blocking threads per open stream; the
+guard follows Robyn's response framing (robyn_server/guard_responses.py) to serve it in its place and in order.
+A client connection maps to one upstream connection. A WebSocket on a thread's protocol-v2 event stream is
+served here too, over the HTTP routes (robyn_server/protocol_v2/websocket.py), because Robyn's WebSocket
+handlers see neither the path nor the headers. It runs on its own event loop in a daemon thread.
 
 Settings: `HTTP_HEADER_TIMEOUT_SECONDS` (10: from the first byte of a request to the end of its head),
 `HTTP_BODY_TIMEOUT_SECONDS` (30: longest wait for the next piece of a body), `HTTP_KEEPALIVE_TIMEOUT_SECONDS`
