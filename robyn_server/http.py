@@ -31,6 +31,7 @@ from robyn_server.streaming import handoff
 logger = logging.getLogger("robyn_server")
 
 JSON_HEADERS = {"content-type": "application/json"}
+METHODS_CACHE_SIZE = 4096  # paths whose allowed methods are kept (cleared when full: ids make paths unbounded)
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -229,6 +230,7 @@ class Router:
     def __init__(self, max_body_bytes: int) -> None:
         self.routes: list[Route] = []
         self.max_body_bytes = max_body_bytes
+        self._methods_cache: dict[str, list[str] | None] | None = None  # from `mount` on, when routes are final
         self.request_hooks: list[RequestHook] = []
         self.response_hooks: list[ResponseHook] = []
         self.openapi_extensions: list[Callable[[dict[str, Any]], None]] = []  # e.g. merge http.app's routes
@@ -246,6 +248,8 @@ class Router:
         self.routes.append(
             Route(method, path, handler, summary or handler.__doc__ or "", tags or [], body_model, _compile(path))
         )
+        if self._methods_cache is not None:
+            self._methods_cache.clear()
 
     def decorate(self, request: Request, response: Any) -> Any:
         for hook in self.response_hooks:
@@ -275,14 +279,23 @@ class Router:
 
     def allowed_methods(self, path: str) -> list[str] | None:
         """Methods served at a path, or None when no route matches it at all."""
-        methods = [r.method for r in self.routes if r.regex.match(path)]
-        return methods or None
+        if self._methods_cache is not None:
+            cached = self._methods_cache.get(path, self)
+            if cached is not self:
+                return cached  # type: ignore[return-value]
+        methods = [r.method for r in self.routes if r.regex.match(path)] or None
+        if self._methods_cache is not None:  # ~70 regexes a request otherwise; repeated paths are the common case
+            if len(self._methods_cache) >= METHODS_CACHE_SIZE:
+                self._methods_cache.clear()
+            self._methods_cache[path] = methods
+        return methods
 
     def template(self, method: str, path: str) -> str | None:
         """The route template serving `method` at `path` (after `http.mount_prefix`), or None."""
         return next((r.path for r in self.routes if r.method == method and r.regex.match(path)), None)
 
     def mount(self, app: Robyn) -> None:
+        self._methods_cache = {}
         for route in self.routes:
             app.add_route(route.method, route.path, self._wrap(route.handler, route.path))
 
