@@ -142,6 +142,41 @@ def test_more_waits_than_robyn_threads_hold_no_thread_each(server: ServerProcess
     assert all(a.json()["delay"] == 600 for a in answers)
 
 
+def test_more_protocol_v2_streams_than_robyn_threads() -> None:
+    """300 idle protocol-v2 thread streams (`POST /threads/{id}/stream/events`) each get a heartbeat while all
+    are open, with far fewer threads in the server than streams."""
+    server = ServerProcess(env={"SSE_HEARTBEAT_SECONDS": "0.5"}).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            threads = [client.post("/threads", json={}).json()["thread_id"] for _ in range(OPEN_STREAMS)]
+
+        async def open_all() -> tuple[list[bytes], int]:
+            limits = httpx.Limits(max_connections=OPEN_STREAMS + 10, max_keepalive_connections=0)
+            async with httpx.AsyncClient(base_url=server.url, timeout=120, limits=limits) as client:
+                ready, firsts = asyncio.Event(), []
+
+                async def one(thread_id: str) -> None:
+                    body = {"channels": ["lifecycle", "values"]}
+                    async with client.stream("POST", f"/threads/{thread_id}/stream/events", json=body) as resp:
+                        assert resp.status_code == 200
+                        firsts.append(await resp.aiter_raw().__anext__())
+                        if len(firsts) == OPEN_STREAMS:
+                            ready.set()
+                        await ready.wait()
+
+                tasks = [asyncio.create_task(one(t)) for t in threads]
+                await asyncio.wait_for(ready.wait(), 120)
+                held = psutil.Process(server.proc.pid).num_threads()  # type: ignore[union-attr]
+                await asyncio.gather(*tasks)
+                return firsts, held
+
+        firsts, held = asyncio.run(open_all())
+    finally:
+        server.stop()
+    assert len(firsts) == OPEN_STREAMS and all(first.startswith(b": heartbeat") for first in firsts)
+    assert held < OPEN_STREAMS // 2, f"{held} threads for {OPEN_STREAMS} open protocol-v2 streams"
+
+
 def read_until(sock: socket.socket, marker: bytes, data: bytes = b"") -> bytes:
     while marker not in data:
         chunk = sock.recv(65536)

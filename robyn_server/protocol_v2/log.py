@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from langgraph_sdk.stream.subscription import namespace_matches
 from robyn_server import serde
 from robyn_server.streaming.event_log import ReaderProgress
 from robyn_server.streaming.sse import HEARTBEAT
+from robyn_server.streaming.waiters import AsyncWaiters, wait
 
 # Event methods and the subscription channel each belongs to (`custom` gains `:name` when it has one).
 CHANNEL_OF = {
@@ -94,6 +95,7 @@ class ThreadEventLog:
         self.max_events = max_events
         self._epoch = str(int(time.time() * 1000)).encode()  # event ids differ from a previous process's
         self._cond = threading.Condition()
+        self._waiters = AsyncWaiters()  # readers on an event loop (the request guard)
 
     def append(self, name: str, body: bytes) -> ProtocolEntry:
         """Number and frame one event; `name` is `method|ns...`, `body` the JSON of `{"method", "params"}`."""
@@ -124,12 +126,15 @@ class ThreadEventLog:
             del self.entries[:drop]
             self.first_seq += drop
         self._cond.notify_all()
+        if self._waiters:
+            self._waiters.wake()
         return entry
 
     def close(self) -> None:
         with self._cond:
             self.closed = True
             self._cond.notify_all()
+            self._waiters.wake()
 
     def since(self, after: int, wanted: EventFilter) -> list[ProtocolEntry]:
         """Kept events after seq `after` that `wanted` selects."""
@@ -148,41 +153,89 @@ class ThreadEventLog:
         """SSE chunks of the selected events after seq `after`, then live ones; heartbeats while idle. Ends
         only when the log is closed (the thread was deleted)."""
         progress = progress or ReaderProgress()
-        next_seq = after + 1
-        next_beat = time.monotonic() + heartbeat_seconds
-        with self._cond:
-            self.users += 1
+        cursor = self._open_reader(after, heartbeat_seconds)
         try:
             while True:
                 with self._cond:
-                    while next_seq > self.last_seq and not self.closed:
-                        remaining = next_beat - time.monotonic()
+                    while cursor.next_seq > self.last_seq and not self.closed:
+                        remaining = cursor.next_beat - time.monotonic()
                         if remaining <= 0:
                             break
                         self._cond.wait(remaining)
-                    start = max(0, next_seq - self.first_seq)
-                    batch = self.entries[start:]
-                    next_seq = self.last_seq + 1
-                    closed = self.closed
-                chunk = b"".join(e.frame for e in batch if wanted.matches(e))
-                if chunk:
+                for piece in self._advance(cursor, wanted):
                     progress.handed_at = time.monotonic()
-                    yield chunk
+                    yield piece
                     progress.handed_at = None
-                if closed:
+                if cursor.closed:
                     return
-                if time.monotonic() >= next_beat:
-                    next_beat = time.monotonic() + heartbeat_seconds
-                    yield HEARTBEAT
         finally:
-            with self._cond:
-                self.users -= 1
-            progress.done = True
+            self._close_reader(progress)
+
+    async def aread(
+        self,
+        after: int,
+        wanted: EventFilter,
+        *,
+        heartbeat_seconds: float,
+        progress: ReaderProgress | None = None,
+    ) -> AsyncIterator[bytes]:
+        """`read` for a reader on an event loop (the request guard): the same chunks, waiting without a thread."""
+        progress = progress or ReaderProgress()
+        cursor = self._open_reader(after, heartbeat_seconds)
+        try:
+            while True:
+                with self._cond:
+                    remaining = cursor.next_beat - time.monotonic()
+                    idle = cursor.next_seq > self.last_seq and not self.closed and remaining > 0
+                    waiter = self._waiters.add() if idle else None
+                if waiter is not None:
+                    await wait(waiter, remaining)
+                for piece in self._advance(cursor, wanted):
+                    progress.handed_at = time.monotonic()
+                    yield piece
+                    progress.handed_at = None
+                if cursor.closed:
+                    return
+        finally:
+            self._close_reader(progress)
+
+    def _open_reader(self, after: int, heartbeat_seconds: float) -> _Cursor:
+        with self._cond:
+            self.users += 1
+        return _Cursor(after + 1, heartbeat_seconds, time.monotonic() + heartbeat_seconds)
+
+    def _close_reader(self, progress: ReaderProgress) -> None:
+        with self._cond:
+            self.users -= 1
+        progress.done = True
+
+    def _advance(self, cursor: _Cursor, wanted: EventFilter) -> list[bytes]:
+        """The selected frames after the cursor as one chunk, then a heartbeat if one is due."""
+        with self._cond:
+            batch = self.entries[max(0, cursor.next_seq - self.first_seq) :]
+            cursor.next_seq = self.last_seq + 1
+            cursor.closed = self.closed
+        chunk = b"".join(e.frame for e in batch if wanted.matches(e))
+        out = [chunk] if chunk else []
+        if not cursor.closed and time.monotonic() >= cursor.next_beat:
+            cursor.next_beat = time.monotonic() + cursor.heartbeat
+            out.append(HEARTBEAT)
+        return out
 
     def wait_after(self, seq: int, timeout: float) -> bool:
         """Block until an event after `seq` exists or the log closes (for readers on other transports)."""
         with self._cond:
             return self._cond.wait_for(lambda: self.last_seq > seq or self.closed, timeout)
+
+
+@dataclass(slots=True)
+class _Cursor:
+    """Where one reader is: the next seq it wants, when it next beats, whether the log had closed."""
+
+    next_seq: int
+    heartbeat: float
+    next_beat: float
+    closed: bool = False
 
 
 class LocalWriter:

@@ -12,13 +12,13 @@ from robyn import WebSocketDisconnect
 
 from robyn_server import serde
 from robyn_server.auth.authorize import authorize, visible
-from robyn_server.auth.context import bind_iterator
 from robyn_server.context import ServerContext
 from robyn_server.errors import ApiError
 from robyn_server.http import ApiRequest, JsonResponse, Router, StreamResponse
 from robyn_server.protocol_v2.commands import CommandError, ThreadCommands, envelope_error, parse_filter
 from robyn_server.protocol_v2.log import CHANNELS
 from robyn_server.protocol_v2.source import ThreadEvents
+from robyn_server.streaming.handoff import LogBody
 
 ALLOWED_CHANNELS = ", ".join(sorted(CHANNELS))
 
@@ -77,8 +77,7 @@ def register(router: Router, ctx: ServerContext) -> ThreadEvents:
         log = await events.reader(thread_id)  # with Redis away: 503 before anything is streamed
         if after > log.last_seq:
             after = 0  # a cursor the log never reached (its events expired or were lost): replay what is kept
-        chunks = log.read(after, wanted, heartbeat_seconds=ctx.settings.heartbeat_seconds)
-        return StreamResponse(bind_iterator(chunks))
+        return StreamResponse(LogBody(log, after, wanted=wanted, heartbeat_seconds=ctx.settings.heartbeat_seconds))
 
     tags = ["threads"]
     router.add("POST", "/threads/:thread_id/commands", command, tags=tags)

@@ -8,13 +8,13 @@ guard, which serves streams on its own event loop without holding a thread per s
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 from robyn_server.streaming.sse import HEARTBEAT, encode_frame
+from robyn_server.streaming.waiters import AsyncWaiters, wait
 
 
 def parse_event_id(value: str) -> tuple[int, int] | None:
@@ -84,7 +84,7 @@ class EventLog:
         self._cursors: dict[int, int] = {}  # reader token -> next index it reads
         self._close_callbacks: list[Callable[[], None]] = []
         self._tokens = 0
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, int, asyncio.Future[None]]] = []  # async readers
+        self._waiters = AsyncWaiters()
         # A thread-wide log that also receives this run's events (`GET /threads/{id}/stream`).
         self.mirror: EventLog | None = None
         # Called with every appended (key, event, data), e.g. to forward the events to Redis.
@@ -132,7 +132,7 @@ class EventLog:
                 self.base += drop
             self._cond.notify_all()
             if self._waiters:
-                self._wake()
+                self._waiters.wake()
         if self.mirror is not None:
             self.mirror.append(event, data)
         if self.on_append is not None:
@@ -183,7 +183,7 @@ class EventLog:
             self.closed = True
             self.closed_at = time.monotonic()
             self._cond.notify_all()
-            self._wake()
+            self._waiters.wake()
         for callback in callbacks:
             callback()
 
@@ -253,23 +253,15 @@ class EventLog:
     ) -> AsyncIterator[bytes]:
         """`read` for a reader on an event loop: the same chunks and heartbeats, waiting without a thread."""
         progress = progress or ReaderProgress()
-        loop = asyncio.get_running_loop()
-        thread = threading.get_ident()
         cursor = self._open_reader(token, start, modes, heartbeat_seconds)
         try:
             while True:
                 with self._cond:
                     remaining = cursor.next_beat - time.monotonic()
-                    waiter = None
-                    if cursor.index >= self.end and not self.closed and remaining > 0:
-                        waiter = loop.create_future()
-                        self._waiters.append((loop, thread, waiter))
+                    idle = cursor.index >= self.end and not self.closed and remaining > 0
+                    waiter = self._waiters.add() if idle else None
                 if waiter is not None:
-                    timer = loop.call_later(remaining, resolve, waiter)
-                    try:
-                        await waiter
-                    finally:
-                        timer.cancel()
+                    await wait(waiter, remaining)
                 for piece in self._advance(cursor):
                     progress.handed_at = time.monotonic()
                     yield piece
@@ -314,19 +306,6 @@ class EventLog:
             out.append(HEARTBEAT)
         return out
 
-    def _wake(self) -> None:
-        """Resolve the async readers' futures, each through its own loop (lock held)."""
-        waiters, self._waiters = self._waiters, []
-        here = threading.get_ident()
-        for loop, thread, waiter in waiters:
-            if thread == here:
-                resolve(waiter)
-            else:
-                try:
-                    loop.call_soon_threadsafe(resolve, waiter)
-                except RuntimeError:  # that loop is closed: its reader is gone
-                    pass
-
 
 @dataclass(slots=True)
 class _Cursor:
@@ -338,9 +317,3 @@ class _Cursor:
     heartbeat: float
     next_beat: float
     finished: bool = False
-
-
-def resolve(waiter: asyncio.Future[None]) -> None:
-    """Wake a reader's future (once; a reader that already stopped waiting is left alone)."""
-    if not waiter.done():
-        waiter.set_result(None)

@@ -22,7 +22,8 @@ from robyn import Headers, Response
 from robyn.responses import StreamingResponse
 
 from robyn_server import serde
-from robyn_server.streaming.event_log import EventLog, resolve
+from robyn_server.streaming.event_log import EventLog
+from robyn_server.streaming.waiters import resolve
 
 REQUEST_HEADER = "x-robyn-server-handoff"  # guard -> Robyn: this process's secret
 RESPONSE_HEADER = "x-robyn-server-handoff-token"  # Robyn -> guard: the body to stream
@@ -38,12 +39,15 @@ STREAM_HEADERS = (
 
 
 class LogBody:
-    """A response body read from an event log: a sync iterator for Robyn's threads, or `async_chunks()`."""
+    """A response body read from a log: a sync iterator for Robyn's threads, or `async_chunks()` for the guard.
+
+    `log` is a run's `EventLog` or a protocol-v2 `ThreadEventLog`: anything with `read` and `aread` taking
+    `start` and the same keyword options (heartbeat_seconds, and modes, on_close, progress, token or wanted).
+    """
 
     __slots__ = ("_log", "_start", "_options", "_sync")
 
-    def __init__(self, log: EventLog, start: int, **options: Any) -> None:
-        """`options`: `EventLog.read`'s keyword arguments (heartbeat_seconds, modes, on_close, progress, token)."""
+    def __init__(self, log: Any, start: int, **options: Any) -> None:
         self._log, self._start, self._options, self._sync = log, start, options, None
 
     def __iter__(self) -> Iterator[bytes]:
@@ -63,7 +67,9 @@ class LogBody:
 
     def abandon(self) -> None:
         """Nobody will read it: give back the log reservation and run `on_close` as a reader's end would."""
-        self._log.release(self._options.get("token"))
+        release = getattr(self._log, "release", None)
+        if release is not None:
+            release(self._options.get("token"))
         on_close = self._options.get("on_close")
         if on_close is not None:
             on_close()
