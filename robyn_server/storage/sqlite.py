@@ -339,12 +339,15 @@ class SqliteStorage(SqliteCrons, Storage):
         """Insert or replace by key, keeping the row's `seq` (its original insertion position)."""
         await self._db.execute(*self._upsert_statement(table, layout, record))
 
-    async def _insert(self, table: str, layout: Layout, record: Record) -> None:
+    def _insert_statement(self, table: str, layout: Layout, record: Record) -> tuple[str, list[Any]]:
         names = layout.names
-        await self._db.execute(
+        return (
             f"INSERT INTO {table} ({', '.join(map(_quoted, names))}) VALUES ({', '.join('?' * len(names))})",
             self._params(layout, record),
         )
+
+    async def _insert(self, table: str, layout: Layout, record: Record) -> None:
+        await self._db.execute(*self._insert_statement(table, layout, record))
 
     async def _get(self, table: str, layout: Layout, key: str) -> Record | None:
         found = await self._fetch(layout, f"SELECT * FROM {table} WHERE {layout.key} = ?", (key,))
@@ -591,10 +594,11 @@ class SqliteStorage(SqliteCrons, Storage):
         )
 
     # run engine ---------------------------------------------------------------------------
-    # Each step is one BEGIN IMMEDIATE transaction: SQLite serialises it against every other writer, in this
-    # process and in any other process on the same file.
-    async def _inflight_runs(self, thread_id: str) -> list[Record]:
-        return await self._fetch(RUNS, INFLIGHT_OF_THREAD, (thread_id,))
+    # Each step is one BEGIN IMMEDIATE transaction, done on the writer's thread in one hop (`_atomic`): SQLite
+    # serialises it against every other writer, in this process and in any other process on the same file.
+    def _inflight_runs(self, db: sqlite3.Connection, thread_id: str) -> list[Record]:
+        """The thread's pending and running runs, oldest first (inside a write transaction on `db`)."""
+        return [self._record(RUNS, row) for row in db.execute(INFLIGHT_OF_THREAD, (thread_id,))]
 
     async def run_create(
         self,
@@ -605,36 +609,41 @@ class SqliteStorage(SqliteCrons, Storage):
         reject: bool,
         max_creator_runs: int = 0,
     ) -> list[Record] | None:
-        async with self._write() as db:  # BEGIN IMMEDIATE: the only writer of the file, in every process
-            inflight = await self._inflight_runs(run["thread_id"])
+        creator = run_creator(run) if max_creator_runs > 0 else None
+
+        def create(db: sqlite3.Connection) -> list[Record] | None:
+            inflight = self._inflight_runs(db, run["thread_id"])
             if reject and inflight:
                 return None
-            creator = run_creator(run) if max_creator_runs > 0 else None
             if creator is not None:
-                rows = await db.execute_fetchall(
+                mine = db.execute(
                     "SELECT COUNT(*) FROM runs WHERE status IN ('pending', 'running') AND json_extract(doc, ?) = ?",
                     ("$." + ".".join(RUN_CREATOR_PATH), creator),
-                )
-                if rows[0][0] >= max_creator_runs:
+                ).fetchone()[0]
+                if mine >= max_creator_runs:
                     raise RunLimitReached(creator)
-            await self._insert("runs", RUNS, run)
-            await db.execute("UPDATE runs SET owner = ? WHERE run_id = ?", (self.instance_id, run["run_id"]))
-            thread = await self._get("threads", THREADS, run["thread_id"])
-            if thread is not None:
-                thread.update(thread_fields)
+            db.execute(*self._insert_statement("runs", RUNS, run))
+            db.execute("UPDATE runs SET owner = ? WHERE run_id = ?", (self.instance_id, run["run_id"]))
+            row = db.execute("SELECT * FROM threads WHERE thread_id = ?", (run["thread_id"],)).fetchone()
+            if row is not None:
+                thread = {**self._record(THREADS, row), **thread_fields}
                 thread["metadata"] = {**(thread.get("metadata") or {}), **thread_metadata}
-                await self._upsert("threads", THREADS, thread)
+                db.execute(*self._upsert_statement("threads", THREADS, thread))
             return inflight
 
+        return await self._atomic(create)  # BEGIN IMMEDIATE: the only writer of the file, in every process
+
     async def run_start_next(self, thread_id: str, owner: str, at: datetime) -> tuple[Record | None, datetime | None]:
-        async with self._write() as db:
-            run, wake = pick_next_run(await self._inflight_runs(thread_id), at)
+        def start(db: sqlite3.Connection) -> tuple[Record | None, datetime | None]:
+            run, wake = pick_next_run(self._inflight_runs(db, thread_id), at)
             if run is None:
                 return None, wake
             run.update({"status": "running", "updated_at": at})
-            await self._upsert("runs", RUNS, run)
-            await db.execute("UPDATE runs SET owner = ? WHERE run_id = ?", (owner, run["run_id"]))
+            db.execute(*self._upsert_statement("runs", RUNS, run))
+            db.execute("UPDATE runs SET owner = ? WHERE run_id = ?", (owner, run["run_id"]))
             return run, None
+
+        return await self._atomic(start)
 
     async def run_cancel_pending(self, run_id: str, fields: dict[str, Any] | None) -> Record | None:
         async with self._write() as db:
