@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import psutil
 import pytest
 import websockets.sync.client
@@ -192,8 +193,9 @@ def test_400_mb_upload_is_refused_without_the_memory() -> None:
 
 
 def test_guard_can_be_switched_off() -> None:
-    """Robyn then serves the port itself; the body limit is still applied, after Robyn read the body. The
-    protocol-v2 WebSocket (which the guard serves) is refused with a `not_supported` frame instead of hanging."""
+    """Robyn then serves the port itself; the body limit is still applied, after Robyn read the body, and Robyn
+    streams runs itself. The protocol-v2 WebSocket (which the guard serves) is refused with a `not_supported` frame
+    instead of hanging."""
     server = ServerProcess(env={"ROBYN_SERVER_REQUEST_GUARD": "0", "HTTP_MAX_REQUEST_BODY_BYTES": "1024"}).start()
     try:
         with connect(server) as sock:
@@ -202,6 +204,12 @@ def test_guard_can_be_switched_off() -> None:
             sock.sendall(request("POST", "/threads", b" " * 2048 + b"{}", "Content-Type: application/json\r\n"))
             status, headers, _ = read_response(sock)
             assert status == 413 and "connection" not in headers  # Robyn's own answer, no guard in front
+        body = {"assistant_id": "slow", "input": {"delay": 0.01}, "stream_mode": ["updates"]}
+        with httpx.Client(base_url=server.url, timeout=60) as client:  # Robyn streams the run itself
+            streamed = client.post("/runs/stream", json=body)
+            waited = client.post("/runs/wait", json=body)
+        assert streamed.status_code == 200 and streamed.text.count("event: updates\r\n") == 3
+        assert waited.status_code == 200 and waited.json() == {"count": 3, "delay": 0.01}
         url = server.url.replace("http://", "ws://") + f"/threads/{uuid.uuid4()}/stream/events"
         with websockets.sync.client.connect(url, open_timeout=30) as ws:
             frame = json.loads(ws.recv(timeout=30))
