@@ -32,7 +32,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -314,10 +314,11 @@ class Connection:
                     if kind == "head":
                         assert isinstance(piece, ResponseHead)
                         token = piece.get(handoff.RESPONSE_HEADER.encode())
-                        if token is not None:
+                        chunks = handoff.take(token.decode("latin-1")) if token is not None else None
+                        if chunks is not None:  # one of ours (a header a route set itself passes through)
                             self.writer.write(b"".join(out))
                             out.clear()
-                            await self.serve_handoff(piece, token.decode("latin-1"))
+                            await self.serve_handoff(piece, chunks)
                             continue
                         out.append(piece.raw)
                     else:
@@ -333,13 +334,9 @@ class Connection:
         finally:
             self.writer.close()
 
-    async def serve_handoff(self, head: ResponseHead, token: str) -> None:
+    async def serve_handoff(self, head: ResponseHead, chunks: AsyncIterator[bytes]) -> None:
         """Write the stream's head, then its body as chunks, as Robyn would have; a gone client ends it."""
         self.writer.write(handoff_head(head))
-        chunks = handoff.take(token)
-        if chunks is None:  # not ours to serve (expired): an empty body
-            self.writer.write(b"0\r\n\r\n")
-            return
         try:
             async for chunk in chunks:
                 self.upstream_active_at = time.monotonic()  # the response is alive: not an idle connection
