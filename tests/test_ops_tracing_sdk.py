@@ -135,6 +135,16 @@ async def asyncio_run_in_fresh_context(fn: Any) -> None:
     await asyncio.get_running_loop().create_task(fn(), context=contextvars.copy_context())
 
 
+def test_the_resource_is_hashed_once_and_equal_to_the_sdk_one(exporter: InMemorySpanExporter) -> None:
+    """The provider's resource caches its hash (the OTLP encoder hashes it per span); it still equals, and
+    hashes like, the SDK's resource with the same attributes."""
+    from opentelemetry.sdk.resources import Resource
+
+    resource = tracing._state["provider"].resource
+    plain = Resource(resource.attributes, resource.schema_url)
+    assert resource == plain and hash(resource) == hash(plain)
+
+
 def test_tracing_off_sets_up_nothing() -> None:
     code = (
         "import sys, os\n"

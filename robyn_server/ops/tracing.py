@@ -44,7 +44,7 @@ def configure(processor: Any = None) -> bool:
 
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or "robyn-server",
                                 "service.version": __version__})  # fmt: skip
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=_hashed(resource))
     provider.add_span_processor(_RequestIdProcessor())
     if processor is not None:
         provider.add_span_processor(processor)
@@ -66,6 +66,22 @@ def configure(processor: Any = None) -> bool:
     _instrument_httpx()
     ENABLED = True
     return True
+
+
+def _hashed(resource: Any) -> Any:
+    """The resource, hashed once: the OTLP encoder groups a batch's spans by resource, hashing it for every span
+    (a JSON dump of its attributes, 3.6 us of the 33 us it takes to encode one of our spans)."""
+    from opentelemetry.sdk.resources import Resource
+
+    class HashedResource(Resource):
+        def __init__(self, attributes: Any, schema_url: str | None = None) -> None:
+            super().__init__(attributes, schema_url)
+            self._hash = super().__hash__()
+
+        def __hash__(self) -> int:
+            return self._hash
+
+    return HashedResource(resource.attributes, resource.schema_url)
 
 
 def _instrument_httpx() -> None:
