@@ -97,22 +97,13 @@ async def test_request_run_node_and_model_spans_form_one_trace(exporter: InMemor
 
 async def test_tool_calls_get_spans_under_their_node(exporter: InMemorySpanExporter) -> None:
     from langchain_core.tools import tool
-    from langgraph.graph import END, START, MessagesState, StateGraph
 
     @tool
     def lookup(city: str) -> str:
         """Look a city up."""
         return f"{city}: sunny"
 
-    async def ask(state: MessagesState) -> dict:
-        await lookup.ainvoke({"city": "Paris"})
-        return {}
-
-    builder = StateGraph(MessagesState)
-    builder.add_node("ask", ask)
-    builder.add_edge(START, "ask")
-    builder.add_edge("ask", END)
-    graph = builder.compile()
+    graph = tool_graph(lookup)
     exporter.clear()
 
     async def run() -> None:
@@ -125,6 +116,111 @@ async def test_tool_calls_get_spans_under_their_node(exporter: InMemorySpanExpor
     assert spans["tool lookup"].parent.span_id == spans["node ask"].context.span_id
     assert spans["node ask"].parent.span_id == spans["run toolgraph"].context.span_id
     assert spans["tool lookup"].attributes["gen_ai.tool.name"] == "lookup"
+
+
+def tool_graph(tool: Any) -> Any:
+    """One node, `ask`, that calls `tool`."""
+    from langgraph.graph import END, START, MessagesState, StateGraph
+
+    async def ask(state: MessagesState) -> dict:
+        await tool.ainvoke({"city": "Paris"})
+        return {}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "ask")
+    builder.add_edge("ask", END)
+    return builder.compile()
+
+
+async def test_node_and_tool_spans_encode_with_the_run_span(exporter: InMemorySpanExporter) -> None:
+    """Node, model and tool spans are handed to the exporter finished, with the run span's resource and scope:
+    one batch of a run's spans encodes as one resource and one scope, with the parent links of the SDK's spans."""
+    from langchain_core.tools import tool
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    @tool
+    def lookup(city: str) -> str:
+        """Look a city up."""
+        return f"{city}: sunny"
+
+    exporter.clear()
+
+    async def run() -> None:
+        observed = observe.run_started(run_record("toolgraph", "req-enc-1"))
+        await tool_graph(lookup).ainvoke({"messages": []}, observed.config({}))
+        observe.run_finished(observed, "success")
+
+    await asyncio_run_in_fresh_context(run)
+    spans = exporter.get_finished_spans()
+    assert sorted(s.name for s in spans) == ["node ask", "run toolgraph", "tool lookup"]
+    (resource_spans,) = encode_spans(spans).resource_spans
+    (scope_spans,) = resource_spans.scope_spans
+    assert scope_spans.scope.name == "robyn_server" and len(scope_spans.spans) == 3
+    by_name = {s.name: s for s in scope_spans.spans}
+    assert by_name["tool lookup"].parent_span_id == by_name["node ask"].span_id
+    assert by_name["node ask"].parent_span_id == by_name["run toolgraph"].span_id
+    assert len({s.trace_id for s in scope_spans.spans}) == 1
+    assert all(s.start_time_unix_nano <= s.end_time_unix_nano for s in scope_spans.spans)
+
+
+async def test_a_failing_tool_span_records_the_exception_as_the_sdk_does(exporter: InMemorySpanExporter) -> None:
+    from langchain_core.tools import tool
+    from opentelemetry.trace import StatusCode
+
+    @tool
+    def lookup(city: str) -> str:
+        """Look a city up."""
+        raise LookupError(f"no {city}")
+
+    exporter.clear()
+
+    async def run() -> None:
+        observed = observe.run_started(run_record("toolgraph", "req-err-1"))
+        with pytest.raises(LookupError):
+            await tool_graph(lookup).ainvoke({"messages": []}, observed.config({}))
+        observe.run_finished(observed, "error")
+
+    await asyncio_run_in_fresh_context(run)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    failed = spans["tool lookup"]
+    assert failed.status.status_code == StatusCode.ERROR and failed.status.description == "LookupError"
+    assert spans["node ask"].status.status_code == StatusCode.ERROR
+    # what the SDK's own span records for the same exception
+    reference = tracing._state["tracer"].start_span("reference")
+    reference.record_exception(LookupError("no Paris"))
+    reference.end()
+    expected = exporter.get_finished_spans()[-1].events[0]
+    (event,) = failed.events
+    assert event.name == expected.name == "exception"
+    assert set(event.attributes) == set(expected.attributes)
+    for key in ("exception.type", "exception.message", "exception.escaped"):
+        assert event.attributes[key] == expected.attributes[key], key
+    assert "LookupError: no Paris" in event.attributes["exception.stacktrace"]
+
+
+async def test_a_run_that_is_not_sampled_records_no_child_spans(exporter: InMemorySpanExporter) -> None:
+    """Child spans follow the run span's sampling: under a caller's traceparent that is not sampled (flags 00),
+    the default parent-based sampler drops the run span, and no node or tool span is made under it."""
+    from langchain_core.tools import tool
+
+    @tool
+    def lookup(city: str) -> str:
+        """Look a city up."""
+        return f"{city}: sunny"
+
+    exporter.clear()
+    record = run_record("toolgraph", "req-unsampled-1")
+    record["kwargs"]["trace_context"] = {"traceparent": "00-1bf92f3577b34da6a3ce929d0e0e4731-00f067aa0ba902b7-00"}
+
+    async def run() -> None:
+        observed = observe.run_started(record)
+        assert not observed.span.get_span_context().trace_flags.sampled
+        await tool_graph(lookup).ainvoke({"messages": []}, observed.config({}))
+        observe.run_finished(observed, "success")
+
+    await asyncio_run_in_fresh_context(run)
+    assert exporter.get_finished_spans() == ()
 
 
 async def asyncio_run_in_fresh_context(fn: Any) -> None:

@@ -18,7 +18,8 @@ from robyn_server.ops import requests, runscope
 logger = logging.getLogger("robyn_server.tracing")
 
 ENABLED = False
-_state: dict[str, Any] = {"tracer": None, "provider": None}
+# the tracer, the provider and the processors that export spans (node, model and tool spans go to them directly)
+_state: dict[str, Any] = {"tracer": None, "provider": None, "exporting": []}
 
 
 def wanted(environ: dict[str, str] | None = None) -> bool:
@@ -46,8 +47,9 @@ def configure(processor: Any = None) -> bool:
                                 "service.version": __version__})  # fmt: skip
     provider = TracerProvider(resource=_hashed(resource))
     provider.add_span_processor(_RequestIdProcessor())
+    exporting: list[Any] = []
     if processor is not None:
-        provider.add_span_processor(processor)
+        exporting.append(processor)
     else:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -55,14 +57,15 @@ def configure(processor: Any = None) -> bool:
         if "console" in exporters:
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+            exporting.append(BatchSpanProcessor(ConsoleSpanExporter()))
         if "otlp" in exporters:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            exporting.append(BatchSpanProcessor(OTLPSpanExporter()))
+    for each in exporting:
+        provider.add_span_processor(each)
     trace.set_tracer_provider(provider)
-    _state["provider"] = provider
-    _state["tracer"] = trace.get_tracer("robyn_server")
+    _state.update(provider=provider, tracer=trace.get_tracer("robyn_server"), exporting=exporting)
     _instrument_httpx()
     ENABLED = True
     return True
@@ -237,4 +240,4 @@ def callbacks(run_span: Any, scope: Any) -> Any:
     """A LangChain callback handler making node, model and tool spans under `run_span`."""
     from robyn_server.ops.trace_callbacks import SpanCallbacks
 
-    return SpanCallbacks(_state["tracer"], run_span, scope)
+    return SpanCallbacks(run_span, scope, _state["provider"].id_generator, _state["exporting"])
