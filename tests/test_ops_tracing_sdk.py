@@ -223,6 +223,118 @@ async def test_a_run_that_is_not_sampled_records_no_child_spans(exporter: InMemo
     assert exporter.get_finished_spans() == ()
 
 
+def streaming_graph(how: str, fail_after: int | None = None) -> Any:
+    """One node, `model`, that calls a chat model streaming five tokens: with `ainvoke` (its tokens streamed in
+    a task of their own) or `astream` (in the node's task); the model raises after `fail_after` tokens."""
+    from collections.abc import AsyncIterator
+
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import AIMessageChunk
+    from langchain_core.outputs import ChatGenerationChunk, ChatResult
+    from langchain_core.runnables import RunnableConfig
+    from langgraph.graph import END, START, MessagesState, StateGraph
+
+    class FiveTokens(BaseChatModel):
+        @property
+        def _llm_type(self) -> str:
+            return "five-tokens"
+
+        def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
+            raise NotImplementedError
+
+        async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+            for i in range(5):
+                if fail_after is not None and i == fail_after:
+                    raise RuntimeError("model down")
+                yield ChatGenerationChunk(message=AIMessageChunk(content=f"t{i} "))
+
+    model = FiveTokens()
+
+    async def call(state: MessagesState, config: RunnableConfig) -> dict:
+        if how == "ainvoke":
+            return {"messages": [await model.ainvoke(state["messages"], config)]}
+        chunks = [chunk async for chunk in model.astream(state["messages"], config)]
+        return {"messages": [sum(chunks[1:], chunks[0])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("model", call)
+    builder.add_edge(START, "model")
+    builder.add_edge("model", END)
+    return builder.compile()
+
+
+def token_witness(span_callbacks: Any) -> Any:
+    """A LangChain handler called before the span callbacks for each token: it notes whether LangChain skips
+    them for that token (their `ignore_llm`, read in the same task)."""
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class Witness(BaseCallbackHandler):
+        run_inline = True
+
+        def __init__(self) -> None:
+            self.skipped: list[bool] = []
+
+        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+            self.skipped.append(span_callbacks.ignore_llm)
+
+    return Witness()
+
+
+@pytest.mark.parametrize(("how", "skipped"), [("ainvoke", [False, True, True, True, True, True]),
+                                              ("astream", [False] * 6)])  # fmt: skip
+async def test_the_span_callbacks_skip_the_tokens_of_a_model_streamed_in_its_own_task(
+    exporter: InMemorySpanExporter, how: str, skipped: list[bool]
+) -> None:
+    """The tokens of a model called with `ainvoke` stream in a task of their own: LangChain calls the span
+    callbacks for the first only, and for the model's end (in a task of its own too), so its span ends. With
+    `astream` every token reaches them. Five tokens, and the last, empty one LangChain adds."""
+    exporter.clear()
+    witness: Any = None
+
+    async def run() -> None:
+        nonlocal witness
+        observed = observe.run_started(run_record("streamed", "req-stream-1"))
+        config = observed.config({})
+        witness = token_witness(config["callbacks"][-1])
+        config = {**config, "callbacks": [witness, *config["callbacks"]]}
+        async for _ in streaming_graph(how).astream({"messages": [("user", "go")]}, config, stream_mode="messages"):
+            pass
+        assert config["callbacks"][-1].streaming == {}  # nothing left skipped once the model ended
+        observe.run_finished(observed, "success")
+
+    await asyncio_run_in_fresh_context(run)
+    assert witness.skipped == skipped
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    chat = spans["chat FiveTokens"]
+    assert chat.parent.span_id == spans["node model"].context.span_id
+    assert spans["node model"].start_time <= chat.start_time <= chat.end_time <= spans["node model"].end_time
+
+
+async def test_a_model_failing_while_its_tokens_are_skipped_ends_its_span_with_the_error(
+    exporter: InMemorySpanExporter,
+) -> None:
+    from opentelemetry.trace import StatusCode
+
+    exporter.clear()
+
+    async def run() -> None:
+        observed = observe.run_started(run_record("streamed", "req-stream-2"))
+        config = observed.config({})
+        with pytest.raises(RuntimeError):
+            async for _ in streaming_graph("ainvoke", fail_after=3).astream(
+                {"messages": [("user", "go")]}, config, stream_mode="messages"
+            ):
+                pass
+        assert config["callbacks"][-1].streaming == {}
+        observe.run_finished(observed, "error")
+
+    await asyncio_run_in_fresh_context(run)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert spans["chat FiveTokens"].status.status_code == StatusCode.ERROR
+    assert spans["chat FiveTokens"].events[0].attributes["exception.message"] == "model down"
+    assert spans["node model"].status.status_code == StatusCode.ERROR
+
+
 async def asyncio_run_in_fresh_context(fn: Any) -> None:
     """Run `fn` as its own task with a copy of the context, like Robyn runs each request."""
     import asyncio
