@@ -2,14 +2,19 @@
 
     .venv/bin/python benchmarks/ops_overhead.py [--runs 400] [--clients 8] [--repeats 3] [--storage sqlite]
     .venv/bin/python benchmarks/ops_overhead.py --in-process
+    valgrind --tool=callgrind .venv/bin/python benchmarks/ops_overhead.py --in-process --count on --runs 100
     .venv/bin/python benchmarks/ops_overhead.py --profile --configs "all off,all three"
 
 `--profile` records the server with py-spy and prints the share of its CPU samples in the logging, span and
 metrics code (and the libraries they call). `--in-process` measures the same hooks without a server, where
 other load on the machine disturbs less: the `tokens` graph run by the run manager's hooks
 (`observe.run_started` ... `run_finished`) with a request span, tracing off and on (spans batch-encoded to OTLP
-protobuf, not sent), and the per-run cost of the JSON log lines and of the metrics; process CPU, minimum of 8
-rounds of 150 runs.
+protobuf, not sent; each round flushes its spans, so their encoding counts in the round that made them, and
+starts after a full garbage collection, so none falls inside a round), also
+with the request and run spans only (no span callbacks), and the per-run cost of the JSON log lines and of the
+metrics; process CPU, minimum of 8 rounds of 150 runs. `--count` runs only one of those modes (off, spans, on),
+with the garbage collector off, for an instruction counter: two modes' counts differ by `--runs` times the cost;
+`--tokens` sets how many tokens the model streams (50).
 
 Starts this server on `benchmarks/langgraph.json` (`--storage`: SQLite, the durable default, in a fresh file
 per server, or memory) once per configuration, sends `--runs` streamed 50-token runs (`messages-tuple`) from
@@ -149,8 +154,11 @@ def profile(env: dict[str, str | None], runs: int, clients: int, storage: str, s
     return 100 * ops / max(total, 1)
 
 
-def in_process() -> None:
+def in_process(count: str | None = None, runs: int = 100, n_tokens: int = 50) -> None:
+    """Print the in-process costs; with `count` (a mode: off, spans, on), only run `runs` runs of that mode after
+    the warm-up, with the garbage collector off, for an instruction counter (callgrind) to read."""
     import contextvars
+    import gc
     import logging
     import os
     from datetime import UTC, datetime
@@ -168,42 +176,56 @@ def in_process() -> None:
             encode_spans(spans).SerializeToString()
             return SpanExportResult.SUCCESS
 
-    tracing.configure(processor=BatchSpanProcessor(EncodeOnly()))  # the SDK's batching: 5 s or 512 spans
-    graph_input = {"messages": [{"role": "user", "content": "go"}]}
+    batches = BatchSpanProcessor(EncodeOnly())  # the SDK's batching: 5 s or 512 spans
+    tracing.configure(processor=batches)
+    graph_input = {"messages": [{"role": "user", "content": "go"}], "n_tokens": n_tokens}
 
-    async def one(traced: bool) -> None:
+    OFF, SPANS, TRACED = "off", "spans", "on"  # SPANS: tracing on, the request and run spans, no span callbacks
+
+    async def one(mode: str) -> None:
         info = requests.begin("POST", "/runs/stream", None)
-        tracing.ENABLED = traced
-        if traced:
+        tracing.ENABLED = mode != OFF
+        if tracing.ENABLED:
             tracing.start_server_span(info, {})
         configurable = {"graph_id": "tokens", "langgraph_request_id": info.request_id}
         run = {"run_id": "r", "thread_id": "t", "assistant_id": "a", "created_at": datetime.now(UTC),
                "kwargs": {"config": {"configurable": configurable}}}  # fmt: skip
         observed = observe.run_started(run)
-        async for event in tokens.astream(graph_input, observed.config({}), stream_mode=["messages", "values"]):
+        config = observed.config({}) if mode != SPANS else {}
+        async for event in tokens.astream(graph_input, config, stream_mode=["messages", "values"]):
             observed.saw(event[0])
         observe.run_finished(observed, "success")
-        if traced:
+        if tracing.ENABLED:
             info.route = "/runs/stream"
             tracing.end_server_span(info, 200)
 
-    async def rounds(traced: bool, n: int) -> float:
+    async def rounds(mode: str, n: int) -> float:
+        gc.collect()  # else the full collections (60 ms here), due every few rounds, fall on the same mode's rounds
         start = time.process_time()
         for _ in range(n):
-            await asyncio.get_running_loop().create_task(one(traced), context=contextvars.copy_context())
+            await asyncio.get_running_loop().create_task(one(mode), context=contextvars.copy_context())
+        batches.force_flush()  # this round's spans are encoded in this round, not by the timer during another
         return (time.process_time() - start) / n * 1000
 
-    async def graphs() -> dict[bool, float]:
-        await rounds(False, 10)
-        await rounds(True, 10)
-        found: dict[bool, list[float]] = {False: [], True: []}
+    async def graphs() -> dict[str, float]:
+        modes = (OFF, SPANS, TRACED)
+        for mode in modes:
+            await rounds(mode, 10)
+        if count is not None:
+            gc.collect()
+            gc.disable()
+            await rounds(count, runs)
+            return {}
+        found: dict[str, list[float]] = {mode: [] for mode in modes}
         for _ in range(8):
-            for traced in (False, True):
-                found[traced].append(await rounds(traced, 150))
+            for mode in modes:
+                found[mode].append(await rounds(mode, 150))
         return {k: min(v) for k, v in found.items()}
 
     metrics.ENABLED = False
     cost = asyncio.run(graphs())
+    if count is not None:
+        return
     tracing.ENABLED = False
 
     def per_run(fn: Any, n: int = 20000) -> float:
@@ -236,12 +258,14 @@ def in_process() -> None:
     log_ms = per_run(log_lines)
     metrics.ENABLED = True
     metric_ms = per_run(metric_updates)
-    base = cost[False]
-    print(f"tokens graph + hooks, tracing off: {base:.3f} ms CPU/run")
-    print(f"tracing on: {cost[True]:.3f} ms ({cost[True] - base:+.3f} ms, {100 * (cost[True] - base) / base:+.1f}%)")
+    base, traced = cost[OFF], cost[TRACED]
+    print(f"tokens graph ({n_tokens} tokens) + hooks, tracing off: {base:.3f} ms CPU/run")
+    print(f"tracing on: {traced:.3f} ms ({traced - base:+.3f} ms, {100 * (traced - base) / base:+.1f}%): the request "
+          f"and run spans {cost[SPANS] - base:+.3f} ms, the span callbacks (LangChain calling them for each event "
+          f"and token, the node and model spans) {traced - cost[SPANS]:+.3f} ms")  # fmt: skip
     print(f"JSON log lines per run: {log_ms:.3f} ms ({100 * log_ms / base:+.1f}%)")
     print(f"metrics per run: {metric_ms:.3f} ms ({100 * metric_ms / base:+.1f}%)")
-    total = cost[True] - base + log_ms + metric_ms
+    total = traced - base + log_ms + metric_ms
     print(f"all three: {total:+.3f} ms per run ({100 * total / base:+.1f}% of this graph's run)")
 
 
@@ -255,10 +279,14 @@ def main() -> None:
                         help="OTEL_BSP_SCHEDULE_DELAY of the traced servers (the SDK's default: 5000)")  # fmt: skip
     parser.add_argument("--configs", default="", help="comma-separated subset, e.g. 'all off,all three'")
     parser.add_argument("--in-process", action="store_true")
+    parser.add_argument("--count", choices=["off", "spans", "on"],
+                        help="with --in-process: only --runs runs of this mode, GC off, e.g. under valgrind "
+                        "--tool=callgrind: the instruction counts of two modes differ by their cost")  # fmt: skip
+    parser.add_argument("--tokens", type=int, default=50, help="with --in-process: tokens the model streams")
     parser.add_argument("--profile", action="store_true", help="py-spy share of the operations code, per config")
     args = parser.parse_args()
     if args.in_process:
-        in_process()
+        in_process(args.count, args.runs, args.tokens)
         return
     receiver = OtlpReceiver().start()
     if args.profile:

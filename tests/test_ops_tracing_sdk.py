@@ -97,22 +97,13 @@ async def test_request_run_node_and_model_spans_form_one_trace(exporter: InMemor
 
 async def test_tool_calls_get_spans_under_their_node(exporter: InMemorySpanExporter) -> None:
     from langchain_core.tools import tool
-    from langgraph.graph import END, START, MessagesState, StateGraph
 
     @tool
     def lookup(city: str) -> str:
         """Look a city up."""
         return f"{city}: sunny"
 
-    async def ask(state: MessagesState) -> dict:
-        await lookup.ainvoke({"city": "Paris"})
-        return {}
-
-    builder = StateGraph(MessagesState)
-    builder.add_node("ask", ask)
-    builder.add_edge(START, "ask")
-    builder.add_edge("ask", END)
-    graph = builder.compile()
+    graph = tool_graph(lookup)
     exporter.clear()
 
     async def run() -> None:
@@ -127,12 +118,239 @@ async def test_tool_calls_get_spans_under_their_node(exporter: InMemorySpanExpor
     assert spans["tool lookup"].attributes["gen_ai.tool.name"] == "lookup"
 
 
+def tool_graph(tool: Any) -> Any:
+    """One node, `ask`, that calls `tool`."""
+    from langgraph.graph import END, START, MessagesState, StateGraph
+
+    async def ask(state: MessagesState) -> dict:
+        await tool.ainvoke({"city": "Paris"})
+        return {}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "ask")
+    builder.add_edge("ask", END)
+    return builder.compile()
+
+
+async def test_node_and_tool_spans_encode_with_the_run_span(exporter: InMemorySpanExporter) -> None:
+    """Node, model and tool spans are handed to the exporter finished, with the run span's resource and scope:
+    one batch of a run's spans encodes as one resource and one scope, with the parent links of the SDK's spans."""
+    from langchain_core.tools import tool
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    @tool
+    def lookup(city: str) -> str:
+        """Look a city up."""
+        return f"{city}: sunny"
+
+    exporter.clear()
+
+    async def run() -> None:
+        observed = observe.run_started(run_record("toolgraph", "req-enc-1"))
+        await tool_graph(lookup).ainvoke({"messages": []}, observed.config({}))
+        observe.run_finished(observed, "success")
+
+    await asyncio_run_in_fresh_context(run)
+    spans = exporter.get_finished_spans()
+    assert sorted(s.name for s in spans) == ["node ask", "run toolgraph", "tool lookup"]
+    (resource_spans,) = encode_spans(spans).resource_spans
+    (scope_spans,) = resource_spans.scope_spans
+    assert scope_spans.scope.name == "robyn_server" and len(scope_spans.spans) == 3
+    by_name = {s.name: s for s in scope_spans.spans}
+    assert by_name["tool lookup"].parent_span_id == by_name["node ask"].span_id
+    assert by_name["node ask"].parent_span_id == by_name["run toolgraph"].span_id
+    assert len({s.trace_id for s in scope_spans.spans}) == 1
+    assert all(s.start_time_unix_nano <= s.end_time_unix_nano for s in scope_spans.spans)
+
+
+async def test_a_failing_tool_span_records_the_exception_as_the_sdk_does(exporter: InMemorySpanExporter) -> None:
+    from langchain_core.tools import tool
+    from opentelemetry.trace import StatusCode
+
+    @tool
+    def lookup(city: str) -> str:
+        """Look a city up."""
+        raise LookupError(f"no {city}")
+
+    exporter.clear()
+
+    async def run() -> None:
+        observed = observe.run_started(run_record("toolgraph", "req-err-1"))
+        with pytest.raises(LookupError):
+            await tool_graph(lookup).ainvoke({"messages": []}, observed.config({}))
+        observe.run_finished(observed, "error")
+
+    await asyncio_run_in_fresh_context(run)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    failed = spans["tool lookup"]
+    assert failed.status.status_code == StatusCode.ERROR and failed.status.description == "LookupError"
+    assert spans["node ask"].status.status_code == StatusCode.ERROR
+    # what the SDK's own span records for the same exception
+    reference = tracing._state["tracer"].start_span("reference")
+    reference.record_exception(LookupError("no Paris"))
+    reference.end()
+    expected = exporter.get_finished_spans()[-1].events[0]
+    (event,) = failed.events
+    assert event.name == expected.name == "exception"
+    assert set(event.attributes) == set(expected.attributes)
+    for key in ("exception.type", "exception.message", "exception.escaped"):
+        assert event.attributes[key] == expected.attributes[key], key
+    assert "LookupError: no Paris" in event.attributes["exception.stacktrace"]
+
+
+async def test_a_run_that_is_not_sampled_records_no_child_spans(exporter: InMemorySpanExporter) -> None:
+    """Child spans follow the run span's sampling: under a caller's traceparent that is not sampled (flags 00),
+    the default parent-based sampler drops the run span, and no node or tool span is made under it."""
+    from langchain_core.tools import tool
+
+    @tool
+    def lookup(city: str) -> str:
+        """Look a city up."""
+        return f"{city}: sunny"
+
+    exporter.clear()
+    record = run_record("toolgraph", "req-unsampled-1")
+    record["kwargs"]["trace_context"] = {"traceparent": "00-1bf92f3577b34da6a3ce929d0e0e4731-00f067aa0ba902b7-00"}
+
+    async def run() -> None:
+        observed = observe.run_started(record)
+        assert not observed.span.get_span_context().trace_flags.sampled
+        await tool_graph(lookup).ainvoke({"messages": []}, observed.config({}))
+        observe.run_finished(observed, "success")
+
+    await asyncio_run_in_fresh_context(run)
+    assert exporter.get_finished_spans() == ()
+
+
+def streaming_graph(how: str, fail_after: int | None = None) -> Any:
+    """One node, `model`, that calls a chat model streaming five tokens: with `ainvoke` (its tokens streamed in
+    a task of their own) or `astream` (in the node's task); the model raises after `fail_after` tokens."""
+    from collections.abc import AsyncIterator
+
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import AIMessageChunk
+    from langchain_core.outputs import ChatGenerationChunk, ChatResult
+    from langchain_core.runnables import RunnableConfig
+    from langgraph.graph import END, START, MessagesState, StateGraph
+
+    class FiveTokens(BaseChatModel):
+        @property
+        def _llm_type(self) -> str:
+            return "five-tokens"
+
+        def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
+            raise NotImplementedError
+
+        async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+            for i in range(5):
+                if fail_after is not None and i == fail_after:
+                    raise RuntimeError("model down")
+                yield ChatGenerationChunk(message=AIMessageChunk(content=f"t{i} "))
+
+    model = FiveTokens()
+
+    async def call(state: MessagesState, config: RunnableConfig) -> dict:
+        if how == "ainvoke":
+            return {"messages": [await model.ainvoke(state["messages"], config)]}
+        chunks = [chunk async for chunk in model.astream(state["messages"], config)]
+        return {"messages": [sum(chunks[1:], chunks[0])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("model", call)
+    builder.add_edge(START, "model")
+    builder.add_edge("model", END)
+    return builder.compile()
+
+
+def token_witness(span_callbacks: Any) -> Any:
+    """A LangChain handler called before the span callbacks for each token: it notes whether LangChain skips
+    them for that token (their `ignore_llm`, read in the same task)."""
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class Witness(BaseCallbackHandler):
+        run_inline = True
+
+        def __init__(self) -> None:
+            self.skipped: list[bool] = []
+
+        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+            self.skipped.append(span_callbacks.ignore_llm)
+
+    return Witness()
+
+
+@pytest.mark.parametrize(("how", "skipped"), [("ainvoke", [False, True, True, True, True, True]),
+                                              ("astream", [False] * 6)])  # fmt: skip
+async def test_the_span_callbacks_skip_the_tokens_of_a_model_streamed_in_its_own_task(
+    exporter: InMemorySpanExporter, how: str, skipped: list[bool]
+) -> None:
+    """The tokens of a model called with `ainvoke` stream in a task of their own: LangChain calls the span
+    callbacks for the first only, and for the model's end (in a task of its own too), so its span ends. With
+    `astream` every token reaches them. Five tokens, and the last, empty one LangChain adds."""
+    exporter.clear()
+    witness: Any = None
+
+    async def run() -> None:
+        nonlocal witness
+        observed = observe.run_started(run_record("streamed", "req-stream-1"))
+        config = observed.config({})
+        witness = token_witness(config["callbacks"][-1])
+        config = {**config, "callbacks": [witness, *config["callbacks"]]}
+        async for _ in streaming_graph(how).astream({"messages": [("user", "go")]}, config, stream_mode="messages"):
+            pass
+        assert config["callbacks"][-1].streaming == {}  # nothing left skipped once the model ended
+        observe.run_finished(observed, "success")
+
+    await asyncio_run_in_fresh_context(run)
+    assert witness.skipped == skipped
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    chat = spans["chat FiveTokens"]
+    assert chat.parent.span_id == spans["node model"].context.span_id
+    assert spans["node model"].start_time <= chat.start_time <= chat.end_time <= spans["node model"].end_time
+
+
+async def test_a_model_failing_while_its_tokens_are_skipped_ends_its_span_with_the_error(
+    exporter: InMemorySpanExporter,
+) -> None:
+    from opentelemetry.trace import StatusCode
+
+    exporter.clear()
+
+    async def run() -> None:
+        observed = observe.run_started(run_record("streamed", "req-stream-2"))
+        config = observed.config({})
+        with pytest.raises(RuntimeError):
+            async for _ in streaming_graph("ainvoke", fail_after=3).astream(
+                {"messages": [("user", "go")]}, config, stream_mode="messages"
+            ):
+                pass
+        assert config["callbacks"][-1].streaming == {}
+        observe.run_finished(observed, "error")
+
+    await asyncio_run_in_fresh_context(run)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert spans["chat FiveTokens"].status.status_code == StatusCode.ERROR
+    assert spans["chat FiveTokens"].events[0].attributes["exception.message"] == "model down"
+    assert spans["node model"].status.status_code == StatusCode.ERROR
+
+
 async def asyncio_run_in_fresh_context(fn: Any) -> None:
     """Run `fn` as its own task with a copy of the context, like Robyn runs each request."""
     import asyncio
     import contextvars
 
     await asyncio.get_running_loop().create_task(fn(), context=contextvars.copy_context())
+
+
+def test_the_resource_is_hashed_once_and_equal_to_the_sdk_one(exporter: InMemorySpanExporter) -> None:
+    """The provider's resource caches its hash (the OTLP encoder hashes it per span); it still equals, and
+    hashes like, the SDK's resource with the same attributes."""
+    from opentelemetry.sdk.resources import Resource
+
+    resource = tracing._state["provider"].resource
+    plain = Resource(resource.attributes, resource.schema_url)
+    assert resource == plain and hash(resource) == hash(plain)
 
 
 def test_tracing_off_sets_up_nothing() -> None:

@@ -18,7 +18,8 @@ from robyn_server.ops import requests, runscope
 logger = logging.getLogger("robyn_server.tracing")
 
 ENABLED = False
-_state: dict[str, Any] = {"tracer": None, "provider": None}
+# the tracer, the provider and the processors that export spans (node, model and tool spans go to them directly)
+_state: dict[str, Any] = {"tracer": None, "provider": None, "exporting": []}
 
 
 def wanted(environ: dict[str, str] | None = None) -> bool:
@@ -44,10 +45,11 @@ def configure(processor: Any = None) -> bool:
 
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or "robyn-server",
                                 "service.version": __version__})  # fmt: skip
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=_hashed(resource))
     provider.add_span_processor(_RequestIdProcessor())
+    exporting: list[Any] = []
     if processor is not None:
-        provider.add_span_processor(processor)
+        exporting.append(processor)
     else:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -55,17 +57,34 @@ def configure(processor: Any = None) -> bool:
         if "console" in exporters:
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+            exporting.append(BatchSpanProcessor(ConsoleSpanExporter()))
         if "otlp" in exporters:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            exporting.append(BatchSpanProcessor(OTLPSpanExporter()))
+    for each in exporting:
+        provider.add_span_processor(each)
     trace.set_tracer_provider(provider)
-    _state["provider"] = provider
-    _state["tracer"] = trace.get_tracer("robyn_server")
+    _state.update(provider=provider, tracer=trace.get_tracer("robyn_server"), exporting=exporting)
     _instrument_httpx()
     ENABLED = True
     return True
+
+
+def _hashed(resource: Any) -> Any:
+    """The resource, hashed once: the OTLP encoder groups a batch's spans by resource, hashing it for every span
+    (a JSON dump of its attributes, 3.6 us of the 33 us it takes to encode one of our spans)."""
+    from opentelemetry.sdk.resources import Resource
+
+    class HashedResource(Resource):
+        def __init__(self, attributes: Any, schema_url: str | None = None) -> None:
+            super().__init__(attributes, schema_url)
+            self._hash = super().__hash__()
+
+        def __hash__(self) -> int:
+            return self._hash
+
+    return HashedResource(resource.attributes, resource.schema_url)
 
 
 def _instrument_httpx() -> None:
@@ -221,4 +240,4 @@ def callbacks(run_span: Any, scope: Any) -> Any:
     """A LangChain callback handler making node, model and tool spans under `run_span`."""
     from robyn_server.ops.trace_callbacks import SpanCallbacks
 
-    return SpanCallbacks(_state["tracer"], run_span, scope)
+    return SpanCallbacks(run_span, scope, _state["provider"].id_generator, _state["exporting"])
