@@ -8,13 +8,15 @@
 `--profile` records the server with py-spy and prints the share of its CPU samples in the logging, span and
 metrics code (and the libraries they call). `--in-process` measures the same hooks without a server, where
 other load on the machine disturbs less: the `tokens` graph run by the run manager's hooks
-(`observe.run_started` ... `run_finished`) with a request span, tracing off and on (spans batch-encoded to OTLP
-protobuf, not sent; each round flushes its spans, so their encoding counts in the round that made them, and
-starts after a full garbage collection, so none falls inside a round), also
-with the request and run spans only (no span callbacks), and the per-run cost of the JSON log lines and of the
-metrics; process CPU, minimum of 8 rounds of 150 runs. `--count` runs only one of those modes (off, spans, on),
-with the garbage collector off, for an instruction counter: two modes' counts differ by `--runs` times the cost;
-`--tokens` sets how many tokens the model streams (50).
+(`observe.run_started` ... `run_finished`) with a request span, tracing off, on (spans batch-encoded to OTLP
+protobuf, not sent) and with the request and run spans only (no span callbacks), and the per-run cost of the
+JSON log lines and of the metrics. Process CPU: 40 rounds of 30 runs per mode, the modes in turn, each round
+after a full garbage collection (else the collections due every few rounds fall on the same mode) and
+flushing its spans (so their encoding counts in the round that made them); a mode's cost is the median of its
+rounds' differences from the off round before them. `--count` runs only one round of one of those modes
+(off, spans, on) for an instruction counter: two modes' counts differ by `--runs` times the cost (the young
+generations' collections included, deterministic as the allocations are); `--tokens` sets how many tokens the
+model streams (50).
 
 Starts this server on `benchmarks/langgraph.json` (`--storage`: SQLite, the durable default, in a fresh file
 per server, or memory) once per configuration, sends `--runs` streamed 50-token runs (`messages-tuple`) from
@@ -156,7 +158,7 @@ def profile(env: dict[str, str | None], runs: int, clients: int, storage: str, s
 
 def in_process(count: str | None = None, runs: int = 100, n_tokens: int = 50) -> None:
     """Print the in-process costs; with `count` (a mode: off, spans, on), only run `runs` runs of that mode after
-    the warm-up, with the garbage collector off, for an instruction counter (callgrind) to read."""
+    the warm-up, for an instruction counter (callgrind) to read."""
     import contextvars
     import gc
     import logging
@@ -212,15 +214,17 @@ def in_process(count: str | None = None, runs: int = 100, n_tokens: int = 50) ->
         for mode in modes:
             await rounds(mode, 10)
         if count is not None:
-            gc.collect()
-            gc.disable()
-            await rounds(count, runs)
+            await rounds(count, runs)  # after a full collection, as every round: none is due in a few hundred runs
             return {}
+        # rounds of the three modes in turn; a mode's cost is the median of its rounds' differences from the off
+        # round just before, so a slower stretch of the shared machine weighs on both sides of a difference
         found: dict[str, list[float]] = {mode: [] for mode in modes}
-        for _ in range(8):
+        for _ in range(40):
             for mode in modes:
-                found[mode].append(await rounds(mode, 150))
-        return {k: min(v) for k, v in found.items()}
+                found[mode].append(await rounds(mode, 30))
+        off = found[OFF]
+        cost = {mode: statistics.median(t - o for t, o in zip(found[mode], off, strict=True)) for mode in modes}
+        return {**cost, OFF: min(off)}
 
     metrics.ENABLED = False
     cost = asyncio.run(graphs())
@@ -260,12 +264,12 @@ def in_process(count: str | None = None, runs: int = 100, n_tokens: int = 50) ->
     metric_ms = per_run(metric_updates)
     base, traced = cost[OFF], cost[TRACED]
     print(f"tokens graph ({n_tokens} tokens) + hooks, tracing off: {base:.3f} ms CPU/run")
-    print(f"tracing on: {traced:.3f} ms ({traced - base:+.3f} ms, {100 * (traced - base) / base:+.1f}%): the request "
-          f"and run spans {cost[SPANS] - base:+.3f} ms, the span callbacks (LangChain calling them for each event "
-          f"and token, the node and model spans) {traced - cost[SPANS]:+.3f} ms")  # fmt: skip
+    print(f"tracing on: {traced:+.3f} ms ({100 * traced / base:+.1f}%): the request and run spans "
+          f"{cost[SPANS]:+.3f} ms, the span callbacks (LangChain calling them for each event and token, the node and "
+          f"model spans) {traced - cost[SPANS]:+.3f} ms")  # fmt: skip
     print(f"JSON log lines per run: {log_ms:.3f} ms ({100 * log_ms / base:+.1f}%)")
     print(f"metrics per run: {metric_ms:.3f} ms ({100 * metric_ms / base:+.1f}%)")
-    total = traced - base + log_ms + metric_ms
+    total = traced + log_ms + metric_ms
     print(f"all three: {total:+.3f} ms per run ({100 * total / base:+.1f}% of this graph's run)")
 
 
@@ -280,7 +284,7 @@ def main() -> None:
     parser.add_argument("--configs", default="", help="comma-separated subset, e.g. 'all off,all three'")
     parser.add_argument("--in-process", action="store_true")
     parser.add_argument("--count", choices=["off", "spans", "on"],
-                        help="with --in-process: only --runs runs of this mode, GC off, e.g. under valgrind "
+                        help="with --in-process: only --runs runs of this mode, e.g. under valgrind "
                         "--tool=callgrind: the instruction counts of two modes differ by their cost")  # fmt: skip
     parser.add_argument("--tokens", type=int, default=50, help="with --in-process: tokens the model streams")
     parser.add_argument("--profile", action="store_true", help="py-spy share of the operations code, per config")
