@@ -142,18 +142,18 @@ def check_content_type(head: RequestHead) -> None:
 
 def with_handoff_secret(head: RequestHead) -> bytes:
     """The head as sent upstream: marked with this process's handoff secret (any client-sent mark dropped)."""
-    name = handoff.REQUEST_HEADER.encode()
+    name = handoff.REQUEST_NAME
     raw = head.raw
     if any(key == name for key, _ in head.headers):
         lines = raw.rstrip(b"\r\n").split(b"\r\n")
         raw = b"\r\n".join(line for line in lines if line.split(b":", 1)[0].strip().lower() != name) + b"\r\n\r\n"
-    return raw[:-2] + name + b": " + handoff.SECRET.encode() + b"\r\n\r\n"
+    return raw[:-2] + handoff.REQUEST_MARK + b"\r\n"
 
 
 def handoff_head(head: ResponseHead) -> bytes:
     """The head of a handed-off stream: Robyn's status and headers, chunked, with Robyn's streaming headers."""
     status_line = head.raw.split(b"\r\n", 1)[0]
-    skip = {b"content-length", b"transfer-encoding", handoff.RESPONSE_HEADER.encode()}
+    skip = (b"content-length", b"transfer-encoding", handoff.RESPONSE_NAME)
     lines = [status_line, b"transfer-encoding: chunked"]
     lines += [name + b": " + value for name, value in head.headers if name not in skip]
     present = {name for name, _ in head.headers}
@@ -313,7 +313,7 @@ class Connection:
                 for kind, piece in self.framer.feed(data):
                     if kind == "head":
                         assert isinstance(piece, ResponseHead)
-                        token = piece.get(handoff.RESPONSE_HEADER.encode())
+                        token = piece.get(handoff.RESPONSE_NAME)
                         chunks = handoff.take(token.decode("latin-1")) if token is not None else None
                         if chunks is not None:  # one of ours (a header a route set itself passes through)
                             self.writer.write(b"".join(out))

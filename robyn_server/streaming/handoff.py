@@ -28,6 +28,9 @@ from robyn_server.streaming.waiters import resolve
 REQUEST_HEADER = "x-robyn-server-handoff"  # guard -> Robyn: this process's secret
 RESPONSE_HEADER = "x-robyn-server-handoff-token"  # Robyn -> guard: the body to stream
 SECRET = secrets.token_urlsafe(24)
+# The same as bytes, for the guard, which adds the mark to every request and looks for the token on every response.
+REQUEST_NAME, RESPONSE_NAME = REQUEST_HEADER.encode(), RESPONSE_HEADER.encode()
+REQUEST_MARK = REQUEST_NAME + b": " + SECRET.encode() + b"\r\n"
 UNCLAIMED_SECONDS = 30.0  # a body the guard never took (its client went away first) is closed after this
 # What Robyn's Rust layer adds to every streamed response; the guard adds the same to the streams it serves.
 STREAM_HEADERS = (
