@@ -223,6 +223,74 @@ async def test_a_run_that_is_not_sampled_records_no_child_spans(exporter: InMemo
     assert exporter.get_finished_spans() == ()
 
 
+async def test_code_in_a_run_writes_to_the_run_span_and_starts_spans_under_it(
+    exporter: InMemorySpanExporter,
+) -> None:
+    """The request and run spans are recorded without the SDK's live span, but they are current: a node reads
+    the run span, sets an attribute, adds an event and records an exception on it, and starts an SDK span of its
+    own, which is the run span's child. The run span exports what an SDK span given the same calls exports."""
+    from langgraph.graph import END, START, MessagesState, StateGraph
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    def touch(span: Any) -> None:
+        span.set_attribute("app.customer", "c-42")
+        span.set_attributes({"app.tier": "gold", "app.items": 3})
+        span.add_event("cache miss", {"key": "k1"})
+        span.record_exception(ValueError("soft failure"))
+        span.update_name("run renamed")
+
+    async def work(state: MessagesState) -> dict:
+        touch(trace.get_current_span())
+        with tracing._state["tracer"].start_as_current_span("app lookup"):
+            pass
+        return {}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("work", work)
+    builder.add_edge(START, "work")
+    builder.add_edge("work", END)
+    graph = builder.compile()
+    exporter.clear()
+
+    async def request_then_run() -> None:
+        info = requests.begin("POST", "/runs/wait", "req-touch-1")
+        tracing.start_server_span(info, Headers())
+        observed = observe.run_started(run_record("touched", info.request_id))
+        await graph.ainvoke({"messages": []}, observed.config({}))
+        observe.run_finished(observed, "error")
+        info.route = "/runs/wait"
+        tracing.end_server_span(info, 500)
+
+    await asyncio_run_in_fresh_context(request_then_run)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    run, server, lookup = spans["run renamed"], spans["POST /runs/wait"], spans["app lookup"]
+    assert lookup.parent.span_id == spans["node work"].parent.span_id == run.context.span_id
+    assert run.parent.span_id == server.context.span_id and server.parent is None
+    assert lookup.attributes["langgraph.request_id"] == "req-touch-1"  # stamped on SDK spans in the run
+    assert server.kind is SpanKind.SERVER and run.kind is SpanKind.INTERNAL
+    assert server.status.status_code is StatusCode.ERROR and server.attributes["http.response.status_code"] == 500
+    assert run.status.status_code is StatusCode.ERROR and run.status.description == "error"
+    assert run.resource is lookup.resource and run.instrumentation_scope.name == "robyn_server"
+    # the same calls on an SDK span
+    reference = tracing._state["tracer"].start_span("reference", attributes=dict(run_record_attributes(run)))
+    touch(reference)
+    reference.set_attribute("langgraph.run_status", "error")
+    reference.set_status(trace.Status(StatusCode.ERROR, "error"))
+    reference.end()
+    expected = exporter.get_finished_spans()[-1]
+    assert dict(run.attributes) == dict(expected.attributes)
+    assert [(e.name, set(e.attributes)) for e in run.events] == [(e.name, set(e.attributes)) for e in expected.events]
+    assert run.events[0].attributes == expected.events[0].attributes == {"key": "k1"}
+    assert run.start_time <= run.end_time and run.context.trace_flags.sampled
+
+
+def run_record_attributes(span: Any) -> dict[str, Any]:
+    """The attributes the run span started with (those `touch` and the run's end did not add)."""
+    added = {"app.customer", "app.tier", "app.items", "langgraph.run_status"}
+    return {k: v for k, v in span.attributes.items() if k not in added}
+
+
 def streaming_graph(how: str, fail_after: int | None = None) -> Any:
     """One node, `model`, that calls a chat model streaming five tokens: with `ainvoke` (its tokens streamed in
     a task of their own) or `astream` (in the node's task); the model raises after `fail_after` tokens."""

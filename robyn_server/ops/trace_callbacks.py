@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import traceback
 from typing import Any
 from uuid import UUID
 
@@ -31,7 +30,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
 
-_UNSET = Status(StatusCode.UNSET)
+from robyn_server.ops.recorded_span import UNSET, exception_event
 
 
 class _Recording:
@@ -51,17 +50,6 @@ def _current_task() -> asyncio.Task[Any] | None:
         return asyncio.current_task()
     except RuntimeError:  # no event loop in this thread: a sync call
         return None
-
-
-def _exception_event(error: BaseException, timestamp: int) -> Event:
-    """The `exception` event the SDK's `Span.record_exception` adds."""
-    module, qualname = type(error).__module__, type(error).__qualname__
-    return Event("exception", timestamp=timestamp, attributes={
-        "exception.type": f"{module}.{qualname}" if module and module != "builtins" else qualname,
-        "exception.message": str(error),
-        "exception.stacktrace": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
-        "exception.escaped": "False",
-    })  # fmt: skip
 
 
 class SpanCallbacks(BaseCallbackHandler):
@@ -136,9 +124,9 @@ class SpanCallbacks(BaseCallbackHandler):
                 recording.attributes[key] = value
         end = time.time_ns()
         events: tuple[Event, ...] = ()
-        status = _UNSET
+        status = UNSET
         if error is not None:
-            events = (_exception_event(error, end),)
+            events = (exception_event(error, end),)
             status = Status(StatusCode.ERROR, type(error).__name__)
         span = ReadableSpan(name=recording.name, context=recording.context, parent=recording.parent,
                             resource=self.resource, attributes=recording.attributes, events=events,

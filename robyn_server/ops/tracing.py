@@ -19,7 +19,7 @@ logger = logging.getLogger("robyn_server.tracing")
 
 ENABLED = False
 # the tracer, the provider and the processors that export spans (node, model and tool spans go to them directly)
-_state: dict[str, Any] = {"tracer": None, "provider": None, "exporting": []}
+_state: dict[str, Any] = {"tracer": None, "provider": None, "exporting": [], "scope": None}
 
 
 def wanted(environ: dict[str, str] | None = None) -> bool:
@@ -65,7 +65,10 @@ def configure(processor: Any = None) -> bool:
     for each in exporting:
         provider.add_span_processor(each)
     trace.set_tracer_provider(provider)
-    _state.update(provider=provider, tracer=trace.get_tracer("robyn_server"), exporting=exporting)
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    _state.update(provider=provider, tracer=trace.get_tracer("robyn_server"), exporting=exporting,
+                  scope=InstrumentationScope("robyn_server"))  # fmt: skip
     _instrument_httpx()
     ENABLED = True
     return True
@@ -150,6 +153,14 @@ class _RequestIdProcessor:
 
 
 # ---------------------------------------------------------------------------- requests
+def _start(name: str, parent: Any, kind: Any, attributes: dict[str, Any]) -> Any:
+    """One of this server's own spans (request, run): recorded without the SDK's live span, as node spans are."""
+    from robyn_server.ops import recorded_span
+
+    return recorded_span.start(_state["provider"], _state["scope"], _state["exporting"], name, parent, kind,
+                               attributes)  # fmt: skip
+
+
 def start_server_span(info: Any, headers: Any) -> None:
     """Start the request's server span, continuing the caller's `traceparent`, and make it current."""
     from opentelemetry import context, propagate, trace
@@ -160,13 +171,8 @@ def start_server_span(info: Any, headers: Any) -> None:
         if value:
             carrier[name] = value
     parent = propagate.extract(carrier) if carrier else None
-    span = _state["tracer"].start_span(
-        f"{info.method} {info.path}",
-        context=parent,
-        kind=trace.SpanKind.SERVER,
-        attributes={"http.request.method": info.method, "url.path": info.path,
-                    "langgraph.request_id": info.request_id},
-    )  # fmt: skip
+    attributes = {"http.request.method": info.method, "url.path": info.path, "langgraph.request_id": info.request_id}
+    span = _start(f"{info.method} {info.path}", parent, trace.SpanKind.SERVER, attributes)
     info.span = span
     context.attach(trace.set_span_in_context(span))  # the request's context only: runs it creates inherit it
 
@@ -222,7 +228,7 @@ def start_run_span(scope: Any) -> Any:
     if scope.request_id:
         attributes["langgraph.request_id"] = scope.request_id
     parent = _stored_parent(scope.trace_context)
-    span = _state["tracer"].start_span(f"run {scope.graph_id or ''}".strip(), context=parent, attributes=attributes)
+    span = _start(f"run {scope.graph_id or ''}".strip(), parent, trace.SpanKind.INTERNAL, attributes)
     context.attach(trace.set_span_in_context(span))
     return span
 
