@@ -18,13 +18,13 @@ rounds' differences from the off round before them. `--count` runs only one roun
 generations' collections included, deterministic as the allocations are); `--tokens` sets how many tokens the
 model streams (50).
 
-Starts this server on `benchmarks/langgraph.json` (`--storage`: SQLite, the durable default, in a fresh file
-per server, or memory) once per configuration, sends `--runs` streamed 50-token runs (`messages-tuple`) from
-`--clients` concurrent httpx clients, and reads the server process's CPU time (psutil, user + system) before
-and after. Configurations (`--configs` picks some): everything off (text logs at WARNING, no tracing,
-`ROBYN_SERVER_METRICS=false`), JSON logs at INFO (access and run lines written), tracing on (OTLP/HTTP to a
-local receiver in this process, which decodes every span; batches sent as the SDK does by default, every 5 s
-or per 512 spans, `--schedule-ms` to change), metrics on, and all three. The minimum and the median of
+Starts this server on `benchmarks/langgraph.json` (`--storage`: SQLite, the durable default, in a fresh file per
+server, or memory) once per configuration, sends `--runs` streamed 50-token runs (`messages-tuple`) from
+`--clients` keep-alive connections (the raw-socket client of `run.py`), and reads the server process's CPU time
+(psutil, user + system) before and after. Configurations (`--configs` picks some): everything off (text logs at
+WARNING, no tracing, `ROBYN_SERVER_METRICS=false`), JSON logs at INFO (access and run lines written), tracing on
+(OTLP/HTTP to a local receiver in this process, which decodes every span; batches sent as the SDK does by default,
+every 5 s or per 512 spans, `--schedule-ms` to change), metrics on, and all three. The minimum and the median of
 `--repeats` measurements are printed per configuration (the minimum is the least disturbed by other load on a
 shared machine), with the change against all off.
 """
@@ -40,11 +40,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+import orjson
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from tests.otlp_receiver import OtlpReceiver  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
@@ -66,26 +67,26 @@ def configurations(receiver_url: str, schedule_ms: int) -> dict[str, dict[str, s
 
 
 async def drive(url: str, runs: int, clients: int) -> int:
-    body = {"assistant_id": "tokens", "input": {"messages": [{"role": "user", "content": "go"}]},
-            "stream_mode": "messages-tuple"}  # fmt: skip
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(runs):
-        queue.put_nowait(i)
+    """`runs` streamed runs from `clients` keep-alive connections of the benchmark's raw-socket client (far
+    cheaper than httpx, so the client takes less of the machine from the server it measures)."""
+    from run import SSEConnection
+
+    body = orjson.dumps({"assistant_id": "tokens", "input": {"messages": [{"role": "user", "content": "go"}]},
+                         "stream_mode": "messages-tuple"})  # fmt: skip
+    port = int(url.rsplit(":", 1)[1])
+    remaining = runs
     done = 0
 
     async def client() -> None:
-        nonlocal done
-        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
-            while True:
-                try:
-                    queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                async with http.stream("POST", "/runs/stream", json=body) as resp:
-                    async for _ in resp.aiter_bytes():
-                        pass
-                    if resp.status_code == 200:
-                        done += 1
+        nonlocal remaining, done
+        connection = SSEConnection(port)
+        try:
+            while remaining > 0:
+                remaining -= 1
+                result = await connection.post_stream("/runs/stream", body, 60.0, 1)
+                done += result.ok
+        finally:
+            await connection.close()
 
     await asyncio.gather(*(client() for _ in range(clients)))
     return done

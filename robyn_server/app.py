@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from robyn import Request, Robyn
 
-from robyn_server import cors, platform, store_config, webhooks
+from robyn_server import cors, gc_tuning, platform, store_config, webhooks
 from robyn_server.auth.install import install as auth_install
 from robyn_server.config import ServerConfig, Settings
 from robyn_server.context import ServerContext
@@ -104,6 +104,7 @@ def build_app(
         except Exception as exc:
             exit_on_startup_error(ctx.storage, exc)
         scheduler.start(ctx)
+        gc_tuning.settle(ctx.settings.gc_thresholds)
         if on_loop is not None:
             on_loop(asyncio.get_running_loop())
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from dotenv import dotenv_values
 
+from robyn_server import gc_tuning
+
 BUNDLED_CONFIG = Path(__file__).resolve().parent / "default_langgraph.json"
 
 
@@ -142,6 +144,13 @@ def env_float(name: str, default: float) -> float:
         raise ConfigError(f"environment variable {name} must be a number, got {value!r}")
 
 
+def _gc_thresholds() -> tuple[int, ...] | None:
+    try:
+        return gc_tuning.thresholds_from(os.environ.get("ROBYN_SERVER_GC_THRESHOLDS"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 @dataclass
 class Settings:
     """Server knobs read from the environment (names follow the reference server where one exists)."""
@@ -154,6 +163,7 @@ class Settings:
     max_attempts: int = 3
     shutdown_grace_seconds: float = 30.0
     redis_url: str | None = None
+    gc_thresholds: tuple[int, ...] | None = None  # None: the interpreter's own (robyn_server.gc_tuning)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -166,4 +176,5 @@ class Settings:
             max_attempts=max(1, env_int("BG_JOB_MAX_RETRIES", 3)),
             shutdown_grace_seconds=env_float("ROBYN_SERVER_SHUTDOWN_GRACE_SECONDS", 30.0),
             redis_url=(os.environ.get("REDIS_URL") or "").strip() or None,
+            gc_thresholds=_gc_thresholds(),
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
+from robyn_server import gc_tuning
 from robyn_server.context import ServerContext
 
 
@@ -24,6 +25,7 @@ async def run_worker(ctx: ServerContext, grace: float) -> None:
         await recover_at_startup(ctx)
     except Exception as exc:
         exit_on_startup_error(ctx.storage, exc)
+    gc_tuning.settle(ctx.settings.gc_thresholds)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
