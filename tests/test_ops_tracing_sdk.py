@@ -95,6 +95,19 @@ async def test_request_run_node_and_model_spans_form_one_trace(exporter: InMemor
     assert server.attributes["http.response.status_code"] == 200
 
 
+def test_the_spans_of_a_run_encode_to_the_sdk_encoders_bytes(exporter: InMemorySpanExporter) -> None:
+    """The in-place OTLP encoding (robyn_server/ops/otlp_encoding.py) of the trace the test above made."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from robyn_server.ops import otlp_encoding
+
+    spans = [s for s in exporter.get_finished_spans() if s.attributes.get("langgraph.request_id") == "req-mem-1"]
+    assert len(spans) >= 7  # request, run, model node, chat, tools node, model node, chat
+    ours = otlp_encoding.encode(spans)
+    assert isinstance(ours, otlp_encoding.Encoded)
+    assert ours.SerializePartialToString() == encode_spans(spans).SerializePartialToString()
+
+
 async def test_tool_calls_get_spans_under_their_node(exporter: InMemorySpanExporter) -> None:
     from langchain_core.tools import tool
 

@@ -61,6 +61,9 @@ def configure(processor: Any = None) -> bool:
         if "otlp" in exporters:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
+            from robyn_server.ops import otlp_encoding
+
+            otlp_encoding.install(otlp_encoding.sample_spans(provider.resource))
             exporting.append(BatchSpanProcessor(OTLPSpanExporter()))
     for each in exporting:
         provider.add_span_processor(each)
