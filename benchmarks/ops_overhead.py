@@ -4,19 +4,22 @@
     .venv/bin/python benchmarks/ops_overhead.py --in-process
     valgrind --tool=callgrind .venv/bin/python benchmarks/ops_overhead.py --in-process --count on --runs 100
     .venv/bin/python benchmarks/ops_overhead.py --profile --configs "all off,all three"
+    .venv/bin/python benchmarks/ops_overhead.py --callgrind --runs 200
 
-`--profile` records the server with py-spy and prints the share of its CPU samples in the logging, span and
-metrics code (and the libraries they call). `--in-process` measures the same hooks without a server, where
-other load on the machine disturbs less: the `tokens` graph run by the run manager's hooks
-(`observe.run_started` ... `run_finished`) with a request span, tracing off, on (spans batch-encoded to OTLP
-protobuf, not sent) and with the request and run spans only (no span callbacks), and the per-run cost of the
-JSON log lines and of the metrics. Process CPU: 40 rounds of 30 runs per mode, the modes in turn, each round
-after a full garbage collection (else the collections due every few rounds fall on the same mode) and
-flushing its spans (so their encoding counts in the round that made them); a mode's cost is the median of its
-rounds' differences from the off round before them. `--count` runs only one round of one of those modes
-(off, spans, on) for an instruction counter: two modes' counts differ by `--runs` times the cost (the young
-generations' collections included, deterministic as the allocations are); `--tokens` sets how many tokens the
-model streams (50).
+`--callgrind` starts each configuration's server under valgrind's callgrind and counts the instructions of two
+windows of `--runs` runs (counters zeroed and dumped around each window): a server-level cost that repeats to
+about 0.1% however busy the machine is, where CPU time varies by 10% from one server to the next. `--profile`
+records the server with py-spy and prints the share of its CPU samples in the logging, span and metrics code (and
+the libraries they call). `--in-process` measures the same hooks without a server, where other load on the machine
+disturbs less: the `tokens` graph run by the run manager's hooks (`observe.run_started` ... `run_finished`) with a
+request span, tracing off, on (spans batch-encoded to OTLP protobuf, not sent) and with the request and run spans
+only (no span callbacks), and the per-run cost of the JSON log lines and of the metrics. Process CPU: 40 rounds of
+30 runs per mode, the modes in turn, each round after a full garbage collection (else the collections due every
+few rounds fall on the same mode) and flushing its spans (so their encoding counts in the round that made them); a
+mode's cost is the median of its rounds' differences from the off round before them. `--count` runs only one round
+of one of those modes (off, spans, on) for an instruction counter: two modes' counts differ by `--runs` times the
+cost (the young generations' collections included, deterministic as the allocations are); `--tokens` sets how many
+tokens the model streams (50).
 
 Starts this server on `benchmarks/langgraph.json` (`--storage`: SQLite, the durable default, in a fresh file per
 server, or memory) once per configuration, sends `--runs` streamed 50-token runs (`messages-tuple`) from
@@ -26,7 +29,8 @@ WARNING, no tracing, `ROBYN_SERVER_METRICS=false`), JSON logs at INFO (access an
 (OTLP/HTTP to a local receiver in this process, which decodes every span; batches sent as the SDK does by default,
 every 5 s or per 512 spans, `--schedule-ms` to change), metrics on, and all three. The minimum and the median of
 `--repeats` measurements are printed per configuration (the minimum is the least disturbed by other load on a
-shared machine), with the change against all off.
+shared machine), with the change against all off, and `paired`: the median of each round's difference from that
+round's all-off server, against all off's median.
 """
 
 from __future__ import annotations
@@ -274,6 +278,69 @@ def in_process(count: str | None = None, runs: int = 100, n_tokens: int = 50) ->
     print(f"all three: {total:+.3f} ms per run ({100 * total / base:+.1f}% of this graph's run)")
 
 
+def callgrind_instructions(env: dict[str, str | None], runs: int, clients: int, storage: str,
+                           windows: int) -> list[float]:  # fmt: skip
+    """Instructions per run of a server under callgrind, in `windows` windows of `runs` runs after a warm-up: the
+    counters are zeroed before each window and dumped after it (`callgrind_control`), so start-up, warm-up and
+    exit are not counted. Counts repeat to about 0.1% whatever else the machine does (valgrind runs the server's
+    threads one at a time, 50 times slower). Spans are exported per 512, as the native server does at this load
+    (a 5 s timer would fire 50 times as often under valgrind)."""
+    import os
+    import shutil
+    import subprocess
+
+    from tests.server import free_port, wait_until_ok
+
+    folder = Path(tempfile.mkdtemp(prefix="ops-callgrind-"))
+    port = free_port()
+    merged = {**os.environ, **env, **storage_env(storage)}
+    if merged.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        merged["OTEL_BSP_SCHEDULE_DELAY"] = "3600000"
+    command = [shutil.which("valgrind") or "valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/cg.%p.out",
+               sys.executable, "-m", "robyn_server", "--config", str(CONFIG), "--port", str(port)]  # fmt: skip
+    log = (folder / "server.log").open("wb")
+    proc = subprocess.Popen(command, env={k: v for k, v in merged.items() if v is not None}, stdout=log,
+                            stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    control = shutil.which("callgrind_control") or "callgrind_control"
+    try:
+        wait_until_ok(proc, url, 900, "server under callgrind", lambda: (folder / "server.log").read_text()[-2000:])
+        asyncio.run(drive(url, 20, clients))
+        counts = []
+        for window in range(1, windows + 1):
+            subprocess.run([control, "-z", str(proc.pid)], check=True, capture_output=True)
+            done = asyncio.run(drive(url, runs, clients))
+            subprocess.run([control, "-d", str(proc.pid)], check=True, capture_output=True)
+            dump = folder / f"cg.{proc.pid}.out.{window}"
+            total = next(int(line.split()[1]) for line in dump.read_text().splitlines() if line.startswith("summary:"))
+            counts.append(total / max(done, 1))
+        return counts
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def callgrind_report(configs: dict[str, dict[str, str | None]], runs: int, clients: int, storage: str) -> None:
+    """Every configuration's server under callgrind, two at a time (valgrind uses one core per server)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(callgrind_instructions, env, runs, clients, storage, 2)
+                   for name, env in configs.items()}  # fmt: skip
+        counts = {name: future.result() for name, future in futures.items()}
+    base = statistics.mean(counts["all off"])
+    print(f"instructions per streamed 50-token run ({storage}, {clients} clients, 2 windows of {runs} runs each)")
+    for name, windows in counts.items():
+        mean = statistics.mean(windows)
+        listed = ", ".join(f"{c / 1e6:.3f}" for c in windows)
+        print(f"{name:<12} {mean / 1e6:8.3f} M {100 * (mean - base) / base:+6.1f}%  ({listed})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=400)
@@ -289,11 +356,22 @@ def main() -> None:
                         "--tool=callgrind: the instruction counts of two modes differ by their cost")  # fmt: skip
     parser.add_argument("--tokens", type=int, default=50, help="with --in-process: tokens the model streams")
     parser.add_argument("--profile", action="store_true", help="py-spy share of the operations code, per config")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="instructions per run of each configuration's server, counted by callgrind")  # fmt: skip
     args = parser.parse_args()
     if args.in_process:
         in_process(args.count, args.runs, args.tokens)
         return
     receiver = OtlpReceiver().start()
+    if args.callgrind:
+        try:
+            configs = configurations(receiver.url, args.schedule_ms)
+            if args.configs:
+                configs = {name: configs[name] for name in args.configs.split(",")}
+            callgrind_report(configs, args.runs, args.clients, args.storage)
+        finally:
+            receiver.stop()
+        return
     if args.profile:
         try:
             configs = configurations(receiver.url, args.schedule_ms)
@@ -318,13 +396,17 @@ def main() -> None:
     base_median = statistics.median(cpu for cpu, _ in results["all off"])
     print(f"{args.runs} streamed 50-token runs x {args.repeats}, {args.clients} clients, {args.storage}, spans sent "
           f"every {args.schedule_ms} ms (or per 512); spans received: {len(receiver.spans)}")  # fmt: skip
-    print(f"{'configuration':<12} {'min ms/run':>10} {'vs off':>7} {'median':>7} {'vs off':>7} {'runs/s':>7}  samples")
+    print(f"{'configuration':<12} {'min ms/run':>10} {'vs off':>7} {'median':>7} {'vs off':>7} {'paired':>7} "
+          f"{'runs/s':>7}  samples")  # fmt: skip
     for name, samples in results.items():
         low, mid = min(c for c, _ in samples), statistics.median(c for c, _ in samples)
         rate = statistics.median(r for _, r in samples)
+        # the median of its differences from the all-off server of the same round (measured just before it)
+        paired = statistics.median(c - o for (c, _), (o, _) in zip(samples, results["all off"], strict=True))
         listed = ", ".join(f"{c:.2f}" for c, _ in samples)
         print(f"{name:<12} {low:>10.2f} {100 * (low - base_min) / base_min:>+6.1f}% {mid:>7.2f} "
-              f"{100 * (mid - base_median) / base_median:>+6.1f}% {rate:>7.0f}  {listed}")  # fmt: skip
+              f"{100 * (mid - base_median) / base_median:>+6.1f}% {100 * paired / base_median:>+6.1f}% "
+              f"{rate:>7.0f}  {listed}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -78,4 +78,8 @@ def configure(level: str, fmt: str | None = None) -> str:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # What neither format prints, not computed for every record (the logging HOWTO's "Optimization"): the
+    # caller's file and line (a walk up the stack), thread, process and multiprocessing names.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     return fmt
