@@ -55,6 +55,7 @@ def test_sdk_live_spans_and_the_batches_left_to_the_sdk() -> None:
 
 def test_random_plain_spans() -> None:
     rng = random.Random(20261201)
+
     def text() -> str:
         return "".join(rng.choice("abcé✓ ") for _ in range(rng.randint(0, 12)))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -127,6 +128,9 @@ class _Pending:
 
 
 _pending: dict[str, _Pending] = {}
+# Robyn's threads offer bodies and the guard's thread takes them: every access to `_pending` holds this lock (a
+# sweep iterating over it while the guard popped a token raised "dictionary changed size during iteration").
+_pending_lock = threading.Lock()
 
 
 def requested(request_headers: Any) -> bool:
@@ -144,7 +148,8 @@ def offer(request_headers: Any, response: Any) -> Response | None:
         return None
     _sweep()
     token = secrets.token_urlsafe(12)
-    _pending[token] = _Pending(chunks, response.content, time.monotonic())
+    with _pending_lock:
+        _pending[token] = _Pending(chunks, response.content, time.monotonic())
     headers = Headers(response.headers.to_dict())
     headers.set(RESPONSE_HEADER, token)
     return Response(status_code=response.status_code, headers=headers, description=b"")
@@ -152,15 +157,17 @@ def offer(request_headers: Any, response: Any) -> Response | None:
 
 def take(token: str) -> AsyncIterator[bytes] | None:
     """The body `offer` kept under `token` (once), for the guard to stream."""
-    pending = _pending.pop(token, None)
+    with _pending_lock:
+        pending = _pending.pop(token, None)
     return None if pending is None else pending.chunks
 
 
 def _sweep() -> None:
     now = time.monotonic()
-    for token in [t for t, p in _pending.items() if now - p.at > UNCLAIMED_SECONDS]:
-        pending = _pending.pop(token, None)
-        abandon = getattr(pending.content if pending else None, "abandon", None)
+    with _pending_lock:
+        expired = [_pending.pop(t) for t in [t for t, p in _pending.items() if now - p.at > UNCLAIMED_SECONDS]]
+    for pending in expired:  # outside the lock: abandoning closes the body, which may run hooks
+        abandon = getattr(pending.content, "abandon", None)
         if abandon is not None:
             abandon()
 
