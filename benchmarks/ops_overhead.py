@@ -8,18 +8,18 @@
 
 `--callgrind` starts each configuration's server under valgrind's callgrind and counts the instructions of two
 windows of `--runs` runs (counters zeroed and dumped around each window): a server-level cost that repeats to
-about 0.1% however busy the machine is, where CPU time varies by 10% from one server to the next. `--profile`
-records the server with py-spy and prints the share of its CPU samples in the logging, span and metrics code (and
-the libraries they call). `--in-process` measures the same hooks without a server, where other load on the machine
-disturbs less: the `tokens` graph run by the run manager's hooks (`observe.run_started` ... `run_finished`) with a
-request span, tracing off, on (spans batch-encoded to OTLP protobuf, not sent) and with the request and run spans
-only (no span callbacks), and the per-run cost of the JSON log lines and of the metrics. Process CPU: 40 rounds of
-30 runs per mode, the modes in turn, each round after a full garbage collection (else the collections due every
-few rounds fall on the same mode) and flushing its spans (so their encoding counts in the round that made them); a
-mode's cost is the median of its rounds' differences from the off round before them. `--count` runs only one round
-of one of those modes (off, spans, on) for an instruction counter: two modes' counts differ by `--runs` times the
-cost (the young generations' collections included, deterministic as the allocations are); `--tokens` sets how many
-tokens the model streams (50).
+about 0.3% (1.3% with tracing) however busy the machine is, where CPU time varies by 10% from one server to the
+next. `--profile` records the server with py-spy and prints the share of its CPU samples in the logging, span and
+metrics code (and the libraries they call). `--in-process` measures the same hooks without a server, where other
+load on the machine disturbs less: the `tokens` graph run by the run manager's hooks (`observe.run_started` ...
+`run_finished`) with a request span, tracing off, on (spans batch-encoded to OTLP protobuf, not sent) and with the
+request and run spans only (no span callbacks), and the per-run cost of the JSON log lines and of the metrics.
+Process CPU: 40 rounds of 30 runs per mode, the modes in turn, each round after a full garbage collection (else
+the collections due every few rounds fall on the same mode) and flushing its spans (so their encoding counts in
+the round that made them); a mode's cost is the median of its rounds' differences from the off round before them.
+`--count` runs only one round of one of those modes (off, spans, on) for an instruction counter: two modes' counts
+differ by `--runs` times the cost (the young generations' collections included, deterministic as the allocations
+are); `--tokens` sets how many tokens the model streams (50).
 
 Starts this server on `benchmarks/langgraph.json` (`--storage`: SQLite, the durable default, in a fresh file per
 server, or memory) once per configuration, sends `--runs` streamed 50-token runs (`messages-tuple`) from
@@ -282,9 +282,9 @@ def callgrind_instructions(env: dict[str, str | None], runs: int, clients: int, 
                            windows: int) -> list[float]:  # fmt: skip
     """Instructions per run of a server under callgrind, in `windows` windows of `runs` runs after a warm-up: the
     counters are zeroed before each window and dumped after it (`callgrind_control`), so start-up, warm-up and
-    exit are not counted. Counts repeat to about 0.1% whatever else the machine does (valgrind runs the server's
-    threads one at a time, 50 times slower). Spans are exported per 512, as the native server does at this load
-    (a 5 s timer would fire 50 times as often under valgrind)."""
+    exit are not counted. Counts repeat to about 0.3% (1.3% with tracing) whatever else the machine does
+    (valgrind runs the server's threads one at a time, 50 times slower). Spans are exported per 512, as the
+    native server does at this load (a 5 s timer would fire 50 times as often under valgrind)."""
     import os
     import shutil
     import subprocess
