@@ -285,43 +285,31 @@ def callgrind_instructions(env: dict[str, str | None], runs: int, clients: int, 
     exit are not counted. Counts repeat to about 0.3% (1.3% with tracing) whatever else the machine does
     (valgrind runs the server's threads one at a time, 50 times slower). Spans are exported per 512, as the
     native server does at this load (a 5 s timer would fire 50 times as often under valgrind)."""
-    import os
     import shutil
     import subprocess
 
-    from tests.server import free_port, wait_until_ok
-
     folder = Path(tempfile.mkdtemp(prefix="ops-callgrind-"))
-    port = free_port()
-    merged = {**os.environ, **env, **storage_env(storage)}
-    if merged.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        merged["OTEL_BSP_SCHEDULE_DELAY"] = "3600000"
-    command = [shutil.which("valgrind") or "valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/cg.%p.out",
-               sys.executable, "-m", "robyn_server", "--config", str(CONFIG), "--port", str(port)]  # fmt: skip
-    log = (folder / "server.log").open("wb")
-    proc = subprocess.Popen(command, env={k: v for k, v in merged.items() if v is not None}, stdout=log,
-                            stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    env = {**env, **storage_env(storage)}
+    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        env["OTEL_BSP_SCHEDULE_DELAY"] = "3600000"
+    valgrind = [shutil.which("valgrind") or "valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/cg.%p.out"]
+    proc = ServerProcess(config=CONFIG, env=env, wrapper=valgrind).start(timeout=900)
+    assert proc.proc is not None
+    pid = proc.proc.pid  # valgrind runs the server in its own process
     control = shutil.which("callgrind_control") or "callgrind_control"
     try:
-        wait_until_ok(proc, url, 900, "server under callgrind", lambda: (folder / "server.log").read_text()[-2000:])
-        asyncio.run(drive(url, 20, clients))
+        asyncio.run(drive(proc.url, 20, clients))
         counts = []
         for window in range(1, windows + 1):
-            subprocess.run([control, "-z", str(proc.pid)], check=True, capture_output=True)
-            done = asyncio.run(drive(url, runs, clients))
-            subprocess.run([control, "-d", str(proc.pid)], check=True, capture_output=True)
-            dump = folder / f"cg.{proc.pid}.out.{window}"
+            subprocess.run([control, "-z", str(pid)], check=True, capture_output=True)
+            done = asyncio.run(drive(proc.url, runs, clients))
+            subprocess.run([control, "-d", str(pid)], check=True, capture_output=True)
+            dump = folder / f"cg.{pid}.out.{window}"
             total = next(int(line.split()[1]) for line in dump.read_text().splitlines() if line.startswith("summary:"))
             counts.append(total / max(done, 1))
         return counts
     finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.stop(timeout=60)
         shutil.rmtree(folder, ignore_errors=True)
 
 

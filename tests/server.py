@@ -55,8 +55,10 @@ class ServerProcess:
         env: dict[str, str | None] | None = None,
         port: int | None = None,
         cwd: Path = ROOT,
+        wrapper: list[str] | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.wrapper = wrapper or []  # a command the server runs under, e.g. valgrind (benchmarks)
         self.cwd = cwd
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = config
@@ -68,8 +70,9 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> ServerProcess:
         self.log_path.parent.mkdir(exist_ok=True)
         log = self.log_path.open("wb")
+        command = [sys.executable, "-m", "robyn_server", "--config", str(self.config), "--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "robyn_server", "--config", str(self.config), "--port", str(self.port)],
+            [*self.wrapper, *command],
             cwd=self.cwd,
             env=self.env,
             stdout=log,

@@ -48,28 +48,28 @@ class Headers(dict):
         return super().get(name.lower(), default)
 
 
-async def test_request_run_node_and_model_spans_form_one_trace(exporter: InMemorySpanExporter) -> None:
+async def traced_agent_request(request_id: str, parent_trace: str) -> None:
+    """A request (continuing the caller's `traceparent`) that runs the test graph through the ops hooks, as the
+    run manager does: a task started from the request's context."""
+    import asyncio
     import contextvars
 
     sys.path.insert(0, str(ROOT / "tests" / "graphs"))
     from anchor_graph import agent  # the test graph: model node (fake chat model), tools node
 
-    parent_trace = "0af7651916cd43dd8448eb211c80319c"
     headers = Headers(traceparent=f"00-{parent_trace}-b7ad6b7169203331-01")
 
     async def request_then_run() -> None:
-        info = requests.begin("POST", "/threads/t/runs/wait", "req-mem-1")
+        info = requests.begin("POST", "/threads/t/runs/wait", request_id)
         tracing.start_server_span(info, headers)
         run = run_record("agent", info.request_id)
 
-        async def execute() -> None:  # the run manager's part: a task started from the request's context
+        async def execute() -> None:
             observed = observe.run_started(run)
             config = observed.config({"configurable": {"thread_id": "mem-thread"}})
             async for _ in agent.astream({"messages": [("user", "weather in sf?")]}, config, stream_mode="values"):
                 pass
             observe.run_finished(observed, "success")
-
-        import asyncio
 
         await asyncio.get_running_loop().create_task(execute(), context=contextvars.copy_context())
         info.route = "/threads/:thread_id/runs/wait"
@@ -77,6 +77,12 @@ async def test_request_run_node_and_model_spans_form_one_trace(exporter: InMemor
         assert runscope.current() is None  # the run's scope stayed in the run's context
 
     await asyncio_run_in_fresh_context(request_then_run)
+
+
+async def test_request_run_node_and_model_spans_form_one_trace(exporter: InMemorySpanExporter) -> None:
+    parent_trace = "0af7651916cd43dd8448eb211c80319c"
+    exporter.clear()
+    await traced_agent_request("req-mem-1", parent_trace)
     spans = {s.name: s for s in exporter.get_finished_spans()}
     server = spans["POST /threads/:thread_id/runs/wait"]
     run = spans["run agent"]
@@ -95,13 +101,15 @@ async def test_request_run_node_and_model_spans_form_one_trace(exporter: InMemor
     assert server.attributes["http.response.status_code"] == 200
 
 
-def test_the_spans_of_a_run_encode_to_the_sdk_encoders_bytes(exporter: InMemorySpanExporter) -> None:
-    """The in-place OTLP encoding (robyn_server/ops/otlp_encoding.py) of the trace the test above made."""
+async def test_the_spans_of_a_run_encode_to_the_sdk_encoders_bytes(exporter: InMemorySpanExporter) -> None:
+    """The in-place OTLP encoding (robyn_server/ops/otlp_encoding.py) of the trace a request and its run make."""
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
     from robyn_server.ops import otlp_encoding
 
-    spans = [s for s in exporter.get_finished_spans() if s.attributes.get("langgraph.request_id") == "req-mem-1"]
+    exporter.clear()
+    await traced_agent_request("req-enc-1", "0af7651916cd43dd8448eb211c80319c")
+    spans = list(exporter.get_finished_spans())
     assert len(spans) >= 7  # request, run, model node, chat, tools node, model node, chat
     ours = otlp_encoding.encode(spans)
     assert isinstance(ours, otlp_encoding.Encoded)

@@ -247,15 +247,15 @@ def test_offers_and_takes_from_two_threads_at_once() -> None:
         finally:
             done.set()
 
+    taken: list[object] = []
+
     def taking() -> None:
-        taken = 0
-        while not done.is_set() or tokens:
-            if len(tokens) > 3000:  # keep thousands pending, as under load, so each sweep walks many
-                handoff.take(tokens.pop(0))
-                taken += 1
-            elif done.is_set():
-                handoff.take(tokens.pop(0))
-        assert taken > 0
+        try:
+            while not done.is_set() or tokens:
+                if len(tokens) > 3000 or (done.is_set() and tokens):  # thousands stay pending, so sweeps walk many
+                    taken.append(handoff.take(tokens.pop(0)))
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
 
     workers = [threading.Thread(target=offering), threading.Thread(target=taking)]
     for worker in workers:
@@ -263,4 +263,5 @@ def test_offers_and_takes_from_two_threads_at_once() -> None:
     for worker in workers:
         worker.join(120)
     assert not errors, errors
+    assert len(taken) == 20_000 and all(body is not None for body in taken)  # each body taken once, by its token
     assert not handoff._pending

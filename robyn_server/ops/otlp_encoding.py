@@ -69,7 +69,8 @@ def encode(spans: Sequence[Any]) -> Any:
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-    if not all(_fits(span) for span in spans) or any(not _plain(s.resource.attributes) for s in spans):
+    resources_seen = {id(span.resource): span.resource for span in spans}.values()
+    if not all(_fits(span) for span in spans) or not all(_plain(r.attributes) for r in resources_seen):
         return encode_spans(spans)
     request = ExportTraceServiceRequest()
     resources: dict[Any, Any] = {}

@@ -19,7 +19,8 @@ logger = logging.getLogger("robyn_server.tracing")
 
 ENABLED = False
 # the tracer, the provider and the processors that export spans (node, model and tool spans go to them directly)
-_state: dict[str, Any] = {"tracer": None, "provider": None, "exporting": [], "scope": None}
+# and `start`, which starts this server's own spans (request, run) under that provider
+_state: dict[str, Any] = {"tracer": None, "provider": None, "exporting": [], "start": None}
 
 
 def wanted(environ: dict[str, str] | None = None) -> bool:
@@ -68,10 +69,14 @@ def configure(processor: Any = None) -> bool:
     for each in exporting:
         provider.add_span_processor(each)
     trace.set_tracer_provider(provider)
+    from functools import partial
+
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-    _state.update(provider=provider, tracer=trace.get_tracer("robyn_server"), exporting=exporting,
-                  scope=InstrumentationScope("robyn_server"))  # fmt: skip
+    from robyn_server.ops import recorded_span
+
+    start = partial(recorded_span.start, provider, InstrumentationScope("robyn_server"), exporting)
+    _state.update(provider=provider, tracer=trace.get_tracer("robyn_server"), exporting=exporting, start=start)
     _instrument_httpx()
     ENABLED = True
     return True
@@ -158,10 +163,7 @@ class _RequestIdProcessor:
 # ---------------------------------------------------------------------------- requests
 def _start(name: str, parent: Any, kind: Any, attributes: dict[str, Any]) -> Any:
     """One of this server's own spans (request, run): recorded without the SDK's live span, as node spans are."""
-    from robyn_server.ops import recorded_span
-
-    return recorded_span.start(_state["provider"], _state["scope"], _state["exporting"], name, parent, kind,
-                               attributes)  # fmt: skip
+    return _state["start"](name, parent, kind, attributes)
 
 
 def start_server_span(info: Any, headers: Any) -> None:
