@@ -388,7 +388,7 @@ async def test_the_span_callbacks_skip_the_tokens_of_a_model_streamed_in_its_own
         config = {**config, "callbacks": [witness, *config["callbacks"]]}
         async for _ in streaming_graph(how).astream({"messages": [("user", "go")]}, config, stream_mode="messages"):
             pass
-        assert config["callbacks"][-1].streaming == {}  # nothing left skipped once the model ended
+        assert config["callbacks"][-1].ignore_llm is False  # the skipping stayed in the model's own task
         observe.run_finished(observed, "success")
 
     await asyncio_run_in_fresh_context(run)
@@ -414,7 +414,7 @@ async def test_a_model_failing_while_its_tokens_are_skipped_ends_its_span_with_t
                 {"messages": [("user", "go")]}, config, stream_mode="messages"
             ):
                 pass
-        assert config["callbacks"][-1].streaming == {}
+        assert config["callbacks"][-1].ignore_llm is False
         observe.run_finished(observed, "error")
 
     await asyncio_run_in_fresh_context(run)
@@ -422,6 +422,32 @@ async def test_a_model_failing_while_its_tokens_are_skipped_ends_its_span_with_t
     assert spans["chat FiveTokens"].status.status_code == StatusCode.ERROR
     assert spans["chat FiveTokens"].events[0].attributes["exception.message"] == "model down"
     assert spans["node model"].status.status_code == StatusCode.ERROR
+
+
+async def test_a_model_called_outside_the_runs_context_gets_no_span(exporter: InMemorySpanExporter) -> None:
+    """A thread started without the run's context reads no skipping flag: LangChain would skip the model's end
+    there, so the span callbacks do not start its span either (nothing is left open)."""
+    import contextvars
+    import uuid
+
+    exporter.clear()
+    handler: Any = None
+
+    async def run() -> None:
+        nonlocal handler
+        observed = observe.run_started(run_record("outside", "req-outside-1"))
+        handler = observed.config({})["callbacks"][-1]
+        model_run = uuid.uuid4()
+        contextvars.Context().run(handler.on_chat_model_start, {"name": "m"}, [[]], run_id=model_run)
+        assert handler.spans == {}
+        assert contextvars.Context().run(lambda: bool(handler.ignore_llm))  # LangChain would skip the rest
+        handler.on_chat_model_start({"name": "m"}, [[]], run_id=model_run)  # in the run's context: recorded
+        assert model_run in handler.spans and handler.ignore_llm is False
+        handler.on_llm_end(None, run_id=model_run)
+        observe.run_finished(observed, "success")
+
+    await asyncio_run_in_fresh_context(run)
+    assert [s.name for s in exporter.get_finished_spans() if s.name.startswith("chat")] == ["chat m"]
 
 
 async def asyncio_run_in_fresh_context(fn: Any) -> None:

@@ -14,15 +14,21 @@ An error is recorded as the SDK's `record_exception` does.
 LangChain calls the handler for every streamed token unless its `ignore_llm` is true, which also withholds the
 model call's end and error. A model called with `ainvoke` streams in a task of its own (`agenerate` gathers
 one per prompt), and its end and error are called in yet another (they are `@shielded`: a task each), so
-`ignore_llm` is true only in a task that streamed a model's tokens, from its second token until the model's end:
-a 50-token run reaches the handler 7 times instead of 57. With `astream` a model streams in the node's own
-task, and a sync call's end comes in the task that streamed it: those are called for every token.
+`ignore_llm` is true only in a task that streamed a model's tokens, from its second token on: a 50-token run
+reaches the handler 7 times instead of 57. It is read for every token, so it is a property over a ContextVar's
+own (C) `get`, no Python code: the handler sets the variable to False in the run's context when it is made, and
+to True in the model's task at its first token (a task runs in a copy of its creator's context, so no other
+task sees it). A model call in a context that does not descend from the run's (a thread started without
+copying the context) would read no value, so the property gives the handler itself, which is true: such a call
+gets no span at all (its start is skipped too). With `astream` a model streams in the node's own task, and a
+sync call's end comes in the task that streamed it: those are called for every token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
@@ -45,6 +51,10 @@ class _Recording:
         self.task: asyncio.Task[Any] | None = None  # a model's: the task it started in, until its first token
 
 
+# True in a task streaming a model's tokens after its first one, False elsewhere in the run (see the docstring)
+_SKIPPING_TOKENS: ContextVar[bool] = ContextVar("robyn_server_span_callbacks_skipping_tokens")
+
+
 def _current_task() -> asyncio.Task[Any] | None:
     try:
         return asyncio.current_task()
@@ -65,16 +75,10 @@ class SpanCallbacks(BaseCallbackHandler):
         self.request_id = scope.request_id
         self.spans: dict[UUID, _Recording] = {}
         self.parents: dict[UUID, UUID | None] = {}
-        self.streaming: dict[asyncio.Task[Any], UUID] = {}  # a task streaming a model's tokens: the model's run id
+        _SKIPPING_TOKENS.set(False)  # in the run's context: every task of the run inherits it
 
-    @property
-    def ignore_llm(self) -> bool:  # read by LangChain for every token: one call, no more
-        if self.streaming:
-            try:
-                return asyncio.current_task() in self.streaming
-            except RuntimeError:  # no event loop in this thread: a sync call, never skipped
-                return False
-        return False
+    # read by LangChain for every token: `_SKIPPING_TOKENS.get(self)`, the handler itself (true) where unset
+    ignore_llm = property(_SKIPPING_TOKENS.get)
 
     # events that make no span: LangChain's callback manager does not call the handler for them at all
     @property
@@ -116,9 +120,6 @@ class SpanCallbacks(BaseCallbackHandler):
         recording = self.spans.pop(run_id, None)
         if recording is None:
             return
-        if self.streaming:
-            for task in [task for task, streamed in self.streaming.items() if streamed == run_id]:
-                del self.streaming[task]
         for key, value in attributes.items():
             if value is not None:
                 recording.attributes[key] = value
@@ -172,6 +173,8 @@ class SpanCallbacks(BaseCallbackHandler):
 
     def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID,
                             parent_run_id: UUID | None = None, **kwargs: Any) -> None:  # fmt: skip
+        if _SKIPPING_TOKENS.get(None) is None:  # not in the run's context: its end would be skipped (docstring)
+            return
         self._model_start(serialized, run_id, parent_run_id, kwargs)
         recording = self.spans.get(run_id)
         if recording is not None:
@@ -183,7 +186,7 @@ class SpanCallbacks(BaseCallbackHandler):
             return
         task = _current_task()
         if task is not None and task is not recording.task:  # streamed in a task of its own: skip the rest
-            self.streaming[task] = run_id
+            _SKIPPING_TOKENS.set(True)  # in this task's context only
         recording.task = None
 
     def on_llm_start(self, serialized: Any, prompts: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
