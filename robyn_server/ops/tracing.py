@@ -19,8 +19,17 @@ logger = logging.getLogger("robyn_server.tracing")
 
 ENABLED = False
 # the tracer, the provider and the processors that export spans (node, model and tool spans go to them directly)
-# and `start`, which starts this server's own spans (request, run) under that provider
-_state: dict[str, Any] = {"tracer": None, "provider": None, "exporting": [], "start": None}
+# and `start`, which starts this server's own spans (request, run) under that provider, and `callbacks`, the span
+# callbacks' class
+_state: dict[str, Any] = {"tracer": None, "provider": None, "exporting": [], "start": None, "callbacks": None}
+# OpenTelemetry's API, bound by `configure` (never imported while tracing is off): the request and run hooks
+# use these names, with no import statement run per request
+context: Any = None
+propagate: Any = None
+trace: Any = None
+Status: Any = None
+StatusCode: Any = None
+_traceparent: Any = None  # a W3C TraceContext propagator
 
 
 def wanted(environ: dict[str, str] | None = None) -> bool:
@@ -35,12 +44,16 @@ def wanted(environ: dict[str, str] | None = None) -> bool:
 
 def configure(processor: Any = None) -> bool:
     """Set up the tracer provider from the environment (or with `processor`, for tests). Returns ENABLED."""
-    global ENABLED
+    global ENABLED, context, propagate, trace, Status, StatusCode, _traceparent
     if processor is None and not wanted():
         return False
-    from opentelemetry import trace
+    from opentelemetry import context, propagate, trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Status, StatusCode
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    _traceparent = TraceContextTextMapPropagator()
 
     from robyn_server import __version__
 
@@ -74,9 +87,11 @@ def configure(processor: Any = None) -> bool:
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
     from robyn_server.ops import recorded_span
+    from robyn_server.ops.trace_callbacks import SpanCallbacks
 
     start = partial(recorded_span.start, provider, InstrumentationScope("robyn_server"), exporting)
-    _state.update(provider=provider, tracer=trace.get_tracer("robyn_server"), exporting=exporting, start=start)
+    _state.update(provider=provider, tracer=trace.get_tracer("robyn_server"), exporting=exporting, start=start,
+                  callbacks=SpanCallbacks)  # fmt: skip
     _instrument_httpx()
     ENABLED = True
     return True
@@ -168,8 +183,6 @@ def _start(name: str, parent: Any, kind: Any, attributes: dict[str, Any]) -> Any
 
 def start_server_span(info: Any, headers: Any) -> None:
     """Start the request's server span, continuing the caller's `traceparent`, and make it current."""
-    from opentelemetry import context, propagate, trace
-
     carrier = {}
     for name in ("traceparent", "tracestate"):
         value = headers.get(name)
@@ -183,8 +196,6 @@ def start_server_span(info: Any, headers: Any) -> None:
 
 
 def end_server_span(info: Any, status: int) -> None:
-    from opentelemetry.trace import Status, StatusCode
-
     span = info.span
     info.span = None
     if info.route:
@@ -200,10 +211,8 @@ def end_server_span(info: Any, status: int) -> None:
 def creation_context() -> dict[str, str]:
     """The W3C `traceparent` (and `tracestate`) of the current span, stored with a run when it is created so
     the process that executes it, this one or another, starts the run's span under the creating request."""
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
     carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier)
+    _traceparent.inject(carrier)
     return carrier
 
 
@@ -211,19 +220,14 @@ def _stored_parent(carrier: Any) -> Any:
     """The context a run's stored `trace_context` names, or None (not stored, or not a W3C traceparent)."""
     if not isinstance(carrier, dict) or not isinstance(carrier.get("traceparent"), str):
         return None
-    from opentelemetry import trace
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
     wanted = {k: v for k, v in carrier.items() if k in ("traceparent", "tracestate") and isinstance(v, str)}
-    parent = TraceContextTextMapPropagator().extract(wanted)
+    parent = _traceparent.extract(wanted)
     return parent if trace.get_current_span(parent).get_span_context().is_valid else None
 
 
 def start_run_span(scope: Any) -> Any:
     """The run's span, a child of the request that created the run (its stored `trace_context`, else the
     current context), made current for the run's task so node, model, tool and httpx spans nest under it."""
-    from opentelemetry import context, trace
-
     attributes = {"langgraph.run_id": scope.run_id, "langgraph.thread_id": scope.thread_id,
                   "langgraph.run_attempt": scope.attempt}  # fmt: skip
     if scope.graph_id:
@@ -239,8 +243,6 @@ def start_run_span(scope: Any) -> Any:
 
 
 def end_run_span(span: Any, status: str) -> None:
-    from opentelemetry.trace import Status, StatusCode
-
     span.set_attribute("langgraph.run_status", status)
     if status in ("error", "timeout"):
         span.set_status(Status(StatusCode.ERROR, status))
@@ -249,6 +251,4 @@ def end_run_span(span: Any, status: str) -> None:
 
 def callbacks(run_span: Any, scope: Any) -> Any:
     """A LangChain callback handler making node, model and tool spans under `run_span`."""
-    from robyn_server.ops.trace_callbacks import SpanCallbacks
-
-    return SpanCallbacks(run_span, scope, _state["provider"].id_generator, _state["exporting"])
+    return _state["callbacks"](run_span, scope, _state["provider"].id_generator, _state["exporting"])
