@@ -14,11 +14,15 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from opentelemetry.trace import SpanKind, StatusCode
+
 logger = logging.getLogger("robyn_server.tracing")
 
 SPAN_FLAGS_HAS_IS_REMOTE = 0x100
 SPAN_FLAGS_IS_REMOTE = 0x200
 _PLAIN = (str, bool, int, float, bytes)
+_KINDS = {kind: kind.value + 1 for kind in SpanKind}  # SpanKind.INTERNAL (0) is SPAN_KIND_INTERNAL (1), and so on
+_STATUS_CODES = {code: code.value for code in StatusCode}
 
 
 class Encoded:
@@ -61,7 +65,13 @@ def _set_attributes(field: Any, attributes: Any) -> None:
         for key, value in attributes.items():
             pair = field.add()
             pair.key = key
-            _set_value(pair.value, value)
+            kind = type(value)  # the exact types first: no call per attribute
+            if kind is str:
+                pair.value.string_value = value
+            elif kind is int:
+                pair.value.int_value = value
+            else:
+                _set_value(pair.value, value)
 
 
 def encode(spans: Sequence[Any]) -> Any:
@@ -111,7 +121,7 @@ def _encode_span(out: Any, span: Any) -> None:
         if parent.is_remote:
             flags |= SPAN_FLAGS_IS_REMOTE
     out.name = span.name
-    out.kind = span.kind.value + 1  # SpanKind.INTERNAL (0) is SPAN_KIND_INTERNAL (1), and so on
+    out.kind = _KINDS[span.kind]
     out.start_time_unix_nano = span.start_time
     out.end_time_unix_nano = span.end_time
     _set_attributes(out.attributes, span.attributes)
@@ -120,16 +130,22 @@ def _encode_span(out: Any, span: Any) -> None:
         encoded.name = event.name
         encoded.time_unix_nano = event.timestamp
         _set_attributes(encoded.attributes, event.attributes)
-        encoded.dropped_attributes_count = event.dropped_attributes
+        dropped = event.dropped_attributes
+        if dropped:  # zero is proto3's default: not written either way
+            encoded.dropped_attributes_count = dropped
     status = span.status
     if status is not None:
         out.status.SetInParent()
-        out.status.code = status.status_code.value
+        out.status.code = _STATUS_CODES[status.status_code]
         if status.description:
             out.status.message = status.description
-    out.dropped_attributes_count = span.dropped_attributes
-    out.dropped_events_count = span.dropped_events
-    out.dropped_links_count = span.dropped_links
+    dropped_attributes, dropped_events, dropped_links = span.dropped_attributes, span.dropped_events, span.dropped_links
+    if dropped_attributes:  # zero is proto3's default: not written either way
+        out.dropped_attributes_count = dropped_attributes
+    if dropped_events:
+        out.dropped_events_count = dropped_events
+    if dropped_links:
+        out.dropped_links_count = dropped_links
     out.flags = flags
 
 
