@@ -279,16 +279,17 @@ def in_process(count: str | None = None, runs: int = 100, n_tokens: int = 50) ->
 
 
 def callgrind_instructions(env: dict[str, str | None], runs: int, clients: int, storage: str,
-                           windows: int) -> list[float]:  # fmt: skip
+                           windows: int, keep: Path | None = None) -> list[float]:  # fmt: skip
     """Instructions per run of a server under callgrind, in `windows` windows of `runs` runs after a warm-up: the
     counters are zeroed before each window and dumped after it (`callgrind_control`), so start-up, warm-up and
     exit are not counted. Counts repeat to about 0.3% (1.3% with tracing) whatever else the machine does
     (valgrind runs the server's threads one at a time, 50 times slower). Spans are exported per 512, as the
-    native server does at this load (a 5 s timer would fire 50 times as often under valgrind)."""
+    native server does at this load (a 5 s timer would fire 50 times as often under valgrind). With `keep`, the
+    dumps stay there (for `callgrind_annotate`)."""
     import shutil
     import subprocess
 
-    folder = Path(tempfile.mkdtemp(prefix="ops-callgrind-"))
+    folder = Path(tempfile.mkdtemp(prefix="ops-callgrind-", dir=keep))
     env = {**env, **storage_env(storage)}
     if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         env["OTEL_BSP_SCHEDULE_DELAY"] = "3600000"
@@ -310,15 +311,17 @@ def callgrind_instructions(env: dict[str, str | None], runs: int, clients: int, 
         return counts
     finally:
         proc.stop(timeout=60)
-        shutil.rmtree(folder, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
-def callgrind_report(configs: dict[str, dict[str, str | None]], runs: int, clients: int, storage: str) -> None:
+def callgrind_report(configs: dict[str, dict[str, str | None]], runs: int, clients: int, storage: str,
+                     keep: Path | None = None) -> None:  # fmt: skip
     """Every configuration's server under callgrind, two at a time (valgrind uses one core per server)."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(2) as pool:
-        futures = {name: pool.submit(callgrind_instructions, env, runs, clients, storage, 2)
+        futures = {name: pool.submit(callgrind_instructions, env, runs, clients, storage, 2, keep)
                    for name, env in configs.items()}  # fmt: skip
         counts = {name: future.result() for name, future in futures.items()}
     base = statistics.mean(counts["all off"])
@@ -346,6 +349,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy share of the operations code, per config")
     parser.add_argument("--callgrind", action="store_true",
                         help="instructions per run of each configuration's server, counted by callgrind")  # fmt: skip
+    parser.add_argument("--keep-dumps", type=Path, default=None,
+                        help="with --callgrind: keep each server's dumps in a folder under this one")  # fmt: skip
     args = parser.parse_args()
     if args.in_process:
         in_process(args.count, args.runs, args.tokens)
@@ -356,7 +361,7 @@ def main() -> None:
             configs = configurations(receiver.url, args.schedule_ms)
             if args.configs:
                 configs = {name: configs[name] for name in args.configs.split(",")}
-            callgrind_report(configs, args.runs, args.clients, args.storage)
+            callgrind_report(configs, args.runs, args.clients, args.storage, args.keep_dumps)
         finally:
             receiver.stop()
         return
