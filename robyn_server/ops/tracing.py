@@ -19,8 +19,7 @@ logger = logging.getLogger("robyn_server.tracing")
 
 ENABLED = False
 # the tracer, the provider and the processors that export spans (node, model and tool spans go to them directly)
-# and `start`, which starts this server's own spans (request, run) under that provider, and `callbacks`, the span
-# callbacks' class
+# and, bound to them, `start` (this server's own spans: request, run) and `callbacks` (a run's span callbacks)
 _state: dict[str, Any] = {"tracer": None, "provider": None, "exporting": [], "start": None, "callbacks": None}
 # OpenTelemetry's API, bound by `configure` (never imported while tracing is off): the request and run hooks
 # use these names, with no import statement run per request
@@ -53,10 +52,9 @@ def configure(processor: Any = None) -> bool:
     from opentelemetry.trace import Status, StatusCode
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-    _traceparent = TraceContextTextMapPropagator()
-
     from robyn_server import __version__
 
+    _traceparent = TraceContextTextMapPropagator()
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or "robyn-server",
                                 "service.version": __version__})  # fmt: skip
     provider = TracerProvider(resource=_hashed(resource))
@@ -90,8 +88,9 @@ def configure(processor: Any = None) -> bool:
     from robyn_server.ops.trace_callbacks import SpanCallbacks
 
     start = partial(recorded_span.start, provider, InstrumentationScope("robyn_server"), exporting)
+    span_callbacks = partial(SpanCallbacks, id_generator=provider.id_generator, processors=exporting)
     _state.update(provider=provider, tracer=trace.get_tracer("robyn_server"), exporting=exporting, start=start,
-                  callbacks=SpanCallbacks)  # fmt: skip
+                  callbacks=span_callbacks)  # fmt: skip
     _instrument_httpx()
     ENABLED = True
     return True
@@ -251,4 +250,4 @@ def end_run_span(span: Any, status: str) -> None:
 
 def callbacks(run_span: Any, scope: Any) -> Any:
     """A LangChain callback handler making node, model and tool spans under `run_span`."""
-    return _state["callbacks"](run_span, scope, _state["provider"].id_generator, _state["exporting"])
+    return _state["callbacks"](run_span, scope)
