@@ -289,6 +289,8 @@ def callgrind_instructions(env: dict[str, str | None], runs: int, clients: int, 
     import shutil
     import subprocess
 
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="ops-callgrind-", dir=keep))
     env = {**env, **storage_env(storage)}
     if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):

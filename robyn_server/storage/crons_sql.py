@@ -49,15 +49,13 @@ def _fields(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 class SqliteCrons:
-    """Cron methods over SqliteStorage's connection, lock and row codec."""
+    """Cron methods over SqliteStorage's statements, transactions and row codec."""
 
     async def cron_put(self, cron: Record) -> None:
-        async with self._lock:  # type: ignore[attr-defined]
-            await self._upsert("crons", CRONS, cron)  # type: ignore[attr-defined]
+        await self._stmt(*self._upsert_statement("crons", CRONS, cron), write=True)  # type: ignore[attr-defined]
 
     async def cron_get(self, cron_id: str) -> Record | None:
-        async with self._lock:  # type: ignore[attr-defined]
-            return await self._get("crons", CRONS, cron_id)  # type: ignore[attr-defined]
+        return await self._lookup("crons", CRONS, cron_id)  # type: ignore[attr-defined]
 
     async def cron_update(
         self, cron_id: str, fields: dict[str, Any], metadata_patch: dict[str, Any] | None = None
@@ -65,8 +63,8 @@ class SqliteCrons:
         return await self._merge("crons", CRONS, cron_id, _fields(fields), metadata=metadata_patch)  # type: ignore[attr-defined]
 
     async def cron_delete(self, cron_id: str) -> bool:
-        async with self._lock, self._db.execute("DELETE FROM crons WHERE cron_id = ?", (cron_id,)) as cur:  # type: ignore[attr-defined]
-            return cur.rowcount > 0
+        query = "DELETE FROM crons WHERE cron_id = ? RETURNING cron_id"
+        return bool(await self._stmt(query, (cron_id,), write=True))  # type: ignore[attr-defined]
 
     async def cron_search(
         self,
@@ -98,24 +96,27 @@ class SqliteCrons:
 
     async def cron_claim_due(self, at: datetime, next_run: NextRun, limit: int = 100) -> list[Record]:
         when = time_text(at)
-        async with self._write() as db:  # type: ignore[attr-defined]
-            due = await self._fetch(  # type: ignore[attr-defined]
+
+        def claim(db: Any) -> list[Record]:
+            due = self._fetch(  # type: ignore[attr-defined]
+                db,
                 CRONS,
                 "SELECT * FROM crons WHERE enabled = 'true' AND next_run_date <= ? "
                 "AND (end_time IS NULL OR end_time >= ?) ORDER BY next_run_date, seq LIMIT ?",
                 (when, when, limit),
             )
-            await db.executemany(  # one hop to the writer's thread for every claimed cron
+            db.executemany(
                 "UPDATE crons SET next_run_date = ? WHERE cron_id = ?",
                 [(time_text(next_run(cron, at)), cron["cron_id"]) for cron in due],
             )
-        return due
+            return due
+
+        return await self._atomic(claim)  # type: ignore[attr-defined]
 
     async def cron_next_due(self, at: datetime) -> datetime | None:
         query = f"SELECT MIN(next_run_date) FROM crons WHERE {_SQLITE_PENDING}"
-        async with self._lock, self._db.execute(query, (time_text(at),)) as cur:  # type: ignore[attr-defined]
-            row = await cur.fetchone()
-        return parse_time_text(row[0]) if row and row[0] else None
+        rows = await self._stmt(query, (time_text(at),), write=False)  # type: ignore[attr-defined]
+        return parse_time_text(rows[0][0]) if rows and rows[0][0] else None
 
 
 class PostgresCrons:

@@ -4,21 +4,21 @@ Meant for single-process deployments that must survive restarts without running 
 The file is in WAL mode with `synchronous=NORMAL`: a committed transaction survives a crash of the process
 (only a power loss may drop the last ones), and commits do not wait for fsync. SQLite itself serialises
 writers (also those of other processes) and gives every read a committed snapshot, so there is no lock over
-all tables: single statements run inline on a connection with `busy_timeout=0` (no thread hand-off; when the
-write lock is taken they go to the writer's or reader's aiosqlite thread, which wait with `busy_timeout`), and
-the writer's lock only keeps its multi-statement transactions (read-modify-write updates) whole. Updates of
-typed columns, existing keys and metadata keys are one `UPDATE ... RETURNING` (`sqlite_update.py`). LangGraph's
-saver (`sqlite_saver.py`, inline the same way) and store get their own connections to the same file. JSON
-containment and name matching run as Python SQL functions, so filtering, sorting and paging all happen in SQL
-with exactly MemoryStorage's semantics.
+all tables. Every statement and every multi-statement transaction (`_atomic`: run creation, start and end,
+read-modify-write updates, cron claims) runs inline on a connection with `busy_timeout=0`: no thread hand-off,
+and the write lock is never held across an event-loop turn. When another connection holds the lock, the call
+pauses on the event loop and retries (`sqlite_saver.inline_first`), then goes to the writer's or reader's
+aiosqlite thread, which waits with `busy_timeout`. Updates of typed columns, existing keys and metadata keys are
+one `UPDATE ... RETURNING` (`sqlite_update.py`). LangGraph's saver (`sqlite_saver.py`, inline the same way) and
+store get their own connections to the same file. JSON containment and name matching run as Python SQL
+functions, so filtering, sorting and paging all happen in SQL with exactly MemoryStorage's semantics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -47,7 +47,7 @@ from robyn_server.storage.records import (
     parse_time_text,
     time_text,
 )
-from robyn_server.storage.sqlite_saver import SqliteCheckpointer, WalCheckpoints, is_busy
+from robyn_server.storage.sqlite_saver import SqliteCheckpointer, WalCheckpoints, inline_first
 from robyn_server.storage.sqlite_update import in_place_update
 
 T = TypeVar("T")
@@ -163,15 +163,18 @@ class SqliteStorage(SqliteCrons, Storage):
         """One statement's rows: inline when SQLite can answer without waiting (tens of microseconds, no thread
         hand-off), else on the writer's thread (`write`, under its lock) or the reader's."""
         inline = self._inline
-        if inline is not None:
-            try:
-                rows = inline.execute(query, params).fetchall()
-                if write and self._wal is not None:
-                    self._wal.wrote()
-                return rows
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc):
-                    raise
+        if inline is None:
+            return await self._stmt_on_thread(query, params, write=write)
+
+        def attempt() -> list[Any]:
+            rows = inline.execute(query, params).fetchall()
+            if write and self._wal is not None:
+                self._wal.wrote()
+            return rows
+
+        return await inline_first(attempt, lambda: self._stmt_on_thread(query, params, write=write))
+
+    async def _stmt_on_thread(self, query: str, params: Sequence[Any], *, write: bool) -> list[Any]:
         if write:
             async with self._lock:
                 return list(await self._db.execute_fetchall(query, params))
@@ -237,22 +240,30 @@ class SqliteStorage(SqliteCrons, Storage):
                 await conn.close()
         self._conn = self._reader = self._saver_conn = self._store_conn = None
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One locked write transaction, committed on success and rolled back on any error."""
-        async with self._lock:
-            db = self._db
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            await db.execute("COMMIT")
-
     async def _atomic(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """`fn(connection)` in one write transaction done on the writer's thread in a single hop, so SQLite's
-        write lock is held for the statements only, not across event-loop turns."""
+        """`fn(connection)` in one write transaction, holding SQLite's write lock for the statements only, never
+        across event-loop turns: inline when the lock is free (no thread hand-off: with 50 clients the hand-offs
+        and the GIL waits they caused cost more CPU than the SQL), else on the writer's thread in a single hop."""
+        inline = self._inline
+        if inline is None:
+            return await self._atomic_on_thread(fn)
+
+        def attempt() -> T:
+            inline.execute("BEGIN IMMEDIATE")  # busy: nothing begun, inline_first retries
+            try:
+                result = fn(inline)
+                inline.execute("COMMIT")
+            except BaseException:
+                if inline.in_transaction:
+                    inline.execute("ROLLBACK")
+                raise
+            if self._wal is not None:
+                self._wal.wrote()
+            return result
+
+        return await inline_first(attempt, lambda: self._atomic_on_thread(fn))
+
+    async def _atomic_on_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         db = self._db
 
         def run() -> T:
@@ -272,7 +283,7 @@ class SqliteStorage(SqliteCrons, Storage):
 
     @property
     def _db(self) -> aiosqlite.Connection:
-        """The writer connection (use it under `_lock`, or through `_write()`)."""
+        """The writer connection (use it under `_lock`, or through `_atomic()`)."""
         if self._conn is None:
             raise RuntimeError("SqliteStorage.setup() has not been called")
         return self._conn
@@ -314,10 +325,9 @@ class SqliteStorage(SqliteCrons, Storage):
             cols[name] = value
         return layout.join(cols, serde.loads(row["doc"]))
 
-    async def _fetch(self, layout: Layout, query: str, params: Sequence[Any] = ()) -> list[Record]:
-        """Rows as records, read on the writer connection (for reads inside its write transactions)."""
-        rows = await self._db.execute_fetchall(query, params)
-        return [self._record(layout, row) for row in rows]
+    def _fetch(self, db: sqlite3.Connection, layout: Layout, query: str, params: Sequence[Any] = ()) -> list[Record]:
+        """Rows as records, read on `db` (inside an `_atomic` transaction)."""
+        return [self._record(layout, row) for row in db.execute(query, params)]
 
     async def _read(self, layout: Layout, query: str, params: Sequence[Any] = ()) -> list[Record]:
         return [self._record(layout, row) for row in await self._stmt(query, params, write=False)]
@@ -335,9 +345,9 @@ class SqliteStorage(SqliteCrons, Storage):
             self._params(layout, record),
         )
 
-    async def _upsert(self, table: str, layout: Layout, record: Record) -> None:
+    def _upsert(self, db: sqlite3.Connection, table: str, layout: Layout, record: Record) -> None:
         """Insert or replace by key, keeping the row's `seq` (its original insertion position)."""
-        await self._db.execute(*self._upsert_statement(table, layout, record))
+        db.execute(*self._upsert_statement(table, layout, record))
 
     def _insert_statement(self, table: str, layout: Layout, record: Record) -> tuple[str, list[Any]]:
         names = layout.names
@@ -346,11 +356,11 @@ class SqliteStorage(SqliteCrons, Storage):
             self._params(layout, record),
         )
 
-    async def _insert(self, table: str, layout: Layout, record: Record) -> None:
-        await self._db.execute(*self._insert_statement(table, layout, record))
+    def _insert(self, db: sqlite3.Connection, table: str, layout: Layout, record: Record) -> None:
+        db.execute(*self._insert_statement(table, layout, record))
 
-    async def _get(self, table: str, layout: Layout, key: str) -> Record | None:
-        found = await self._fetch(layout, f"SELECT * FROM {table} WHERE {layout.key} = ?", (key,))
+    def _get(self, db: sqlite3.Connection, table: str, layout: Layout, key: str) -> Record | None:
+        found = self._fetch(db, layout, f"SELECT * FROM {table} WHERE {layout.key} = ?", (key,))
         return found[0] if found else None
 
     async def _merge(
@@ -363,15 +373,18 @@ class SqliteStorage(SqliteCrons, Storage):
             rows = await self._stmt(*statement, write=True)
             if rows:
                 return self._record(layout, rows[0])
-        async with self._write():
-            found = await self._get(table, layout, key)
+
+        def merge(db: sqlite3.Connection) -> Record | None:
+            found = self._get(db, table, layout, key)
             if found is None:
                 return None
             found.update(fields)
             if metadata is not None:
                 found["metadata"] = {**(found.get("metadata") or {}), **metadata}
-            await self._upsert(table, layout, found)
+            self._upsert(db, table, layout, found)
             return found
+
+        return await self._atomic(merge)
 
     async def _search(
         self,
@@ -407,41 +420,49 @@ class SqliteStorage(SqliteCrons, Storage):
 
     # assistants ---------------------------------------------------------------------------
     async def assistant_put(self, assistant: Record) -> None:
-        async with self._write() as db:
-            await self._upsert("assistants", ASSISTANTS, assistant)
-            await db.execute("DELETE FROM assistant_versions WHERE assistant_id = ?", (assistant["assistant_id"],))
-            await self._insert("assistant_versions", ASSISTANTS, assistant)
+        def put(db: sqlite3.Connection) -> None:
+            self._upsert(db, "assistants", ASSISTANTS, assistant)
+            db.execute("DELETE FROM assistant_versions WHERE assistant_id = ?", (assistant["assistant_id"],))
+            self._insert(db, "assistant_versions", ASSISTANTS, assistant)
+
+        await self._atomic(put)
 
     async def assistant_get(self, assistant_id: str) -> Record | None:
         return await self._lookup("assistants", ASSISTANTS, assistant_id)
 
     async def assistant_add_version(self, assistant: Record) -> None:
-        async with self._write():
-            await self._upsert("assistants", ASSISTANTS, assistant)
-            await self._insert("assistant_versions", ASSISTANTS, assistant)
+        def add(db: sqlite3.Connection) -> None:
+            self._upsert(db, "assistants", ASSISTANTS, assistant)
+            self._insert(db, "assistant_versions", ASSISTANTS, assistant)
+
+        await self._atomic(add)
 
     async def assistant_patch(
         self, assistant_id: str, fields: dict[str, Any], metadata_patch: dict[str, Any] | None = None
     ) -> Record | None:
-        async with self._write() as db:
-            found = await self._get("assistants", ASSISTANTS, assistant_id)
+
+        def patch(db: sqlite3.Connection) -> Record | None:
+            found = self._get(db, "assistants", ASSISTANTS, assistant_id)
             if found is None:
                 return None
-            async with db.execute(
+            row = db.execute(
                 "SELECT MAX(version) FROM assistant_versions WHERE assistant_id = ?", (assistant_id,)
-            ) as cur:
-                row = await cur.fetchone()
+            ).fetchone()
             latest = max(int(row[0]) if row and row[0] is not None else 0, found.get("version") or 0)
             updated = patched_assistant(found, fields, metadata_patch, latest + 1)
-            await self._upsert("assistants", ASSISTANTS, updated)
-            await self._insert("assistant_versions", ASSISTANTS, updated)
+            self._upsert(db, "assistants", ASSISTANTS, updated)
+            self._insert(db, "assistant_versions", ASSISTANTS, updated)
             return updated
 
+        return await self._atomic(patch)
+
     async def assistant_delete(self, assistant_id: str) -> bool:
-        async with self._write() as db:
-            await db.execute("DELETE FROM assistant_versions WHERE assistant_id = ?", (assistant_id,))
-            async with db.execute("DELETE FROM assistants WHERE assistant_id = ?", (assistant_id,)) as cur:
-                return cur.rowcount > 0
+
+        def delete(db: sqlite3.Connection) -> bool:
+            db.execute("DELETE FROM assistant_versions WHERE assistant_id = ?", (assistant_id,))
+            return db.execute("DELETE FROM assistants WHERE assistant_id = ?", (assistant_id,)).rowcount > 0
+
+        return await self._atomic(delete)
 
     async def assistant_search(
         self,
@@ -484,16 +505,20 @@ class SqliteStorage(SqliteCrons, Storage):
         )
 
     async def assistant_set_latest(self, assistant_id: str, version: int) -> Record | None:
-        async with self._write():
-            found = await self._fetch(
+
+        def set_latest(db: sqlite3.Connection) -> Record | None:
+            found = self._fetch(
+                db,
                 ASSISTANTS,
                 "SELECT * FROM assistant_versions WHERE assistant_id = ? AND version = ? ORDER BY seq LIMIT 1",
                 (assistant_id, version),
             )
             if not found:
                 return None
-            await self._upsert("assistants", ASSISTANTS, found[0])
+            self._upsert(db, "assistants", ASSISTANTS, found[0])
             return found[0]
+
+        return await self._atomic(set_latest)
 
     # threads ------------------------------------------------------------------------------
     async def thread_put(self, thread: Record) -> None:
@@ -646,16 +671,19 @@ class SqliteStorage(SqliteCrons, Storage):
         return await self._atomic(start)
 
     async def run_cancel_pending(self, run_id: str, fields: dict[str, Any] | None) -> Record | None:
-        async with self._write() as db:
-            found = await self._get("runs", RUNS, run_id)
+
+        def cancel(db: sqlite3.Connection) -> Record | None:
+            found = self._get(db, "runs", RUNS, run_id)
             if found is None or found["status"] != "pending":
                 return None
             if fields is None:
-                await db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+                db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
             else:
                 found.update(fields)
-                await self._upsert("runs", RUNS, found)
+                self._upsert(db, "runs", RUNS, found)
             return found
+
+        return await self._atomic(cancel)
 
     async def run_inflight(self, thread_id: str) -> list[Record]:
         return await self._read(RUNS, INFLIGHT_OF_THREAD, (thread_id,))
@@ -684,23 +712,23 @@ class SqliteStorage(SqliteCrons, Storage):
         return [(self._record(RUNS, row), row["owner"]) for row in rows]
 
     async def run_claim(self, run_id: str, owner: str | None, new_owner: str) -> bool:
-        async with self._write() as db:
-            async with db.execute(
-                "UPDATE runs SET owner = ? WHERE run_id = ? AND owner IS ?", (new_owner, run_id, owner)
-            ) as cur:
-                return cur.rowcount > 0
+        claimed = await self._stmt(
+            "UPDATE runs SET owner = ? WHERE run_id = ? AND owner IS ? RETURNING run_id",
+            (new_owner, run_id, owner),
+            write=True,
+        )
+        return bool(claimed)
 
     async def instance_beat(self, instance_id: str, host: str, pid: int, at: datetime) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "INSERT INTO server_instances (instance_id, host, pid, heartbeat_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-                (instance_id, host, pid, time_text(at)),
-            )
+        await self._stmt(
+            "INSERT INTO server_instances (instance_id, host, pid, heartbeat_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+            (instance_id, host, pid, time_text(at)),
+            write=True,
+        )
 
     async def instance_forget(self, instance_id: str) -> None:
-        async with self._write() as db:
-            await db.execute("DELETE FROM server_instances WHERE instance_id = ?", (instance_id,))
+        await self._stmt("DELETE FROM server_instances WHERE instance_id = ?", (instance_id,), write=True)
 
     async def instance_list(self) -> list[Record]:
         rows = await self._stmt("SELECT * FROM server_instances", write=False)
@@ -712,17 +740,17 @@ class SqliteStorage(SqliteCrons, Storage):
 
     # thread TTL ---------------------------------------------------------------------------
     async def thread_set_ttl(self, thread_id: str, ttl: Record | None) -> None:
-        async with self._write() as db:
-            if ttl is None:
-                await db.execute("DELETE FROM thread_ttl WHERE thread_id = ?", (thread_id,))
-                return
-            await db.execute(
-                "INSERT INTO thread_ttl (thread_id, strategy, ttl_minutes, expires_at) "
-                "SELECT thread_id, ?, ?, ? FROM threads WHERE thread_id = ? "
-                "ON CONFLICT (thread_id) DO UPDATE SET strategy = excluded.strategy, "
-                "ttl_minutes = excluded.ttl_minutes, expires_at = excluded.expires_at",
-                (ttl["strategy"], ttl["ttl_minutes"], time_text(ttl["expires_at"]), thread_id),
-            )
+        if ttl is None:
+            await self._stmt("DELETE FROM thread_ttl WHERE thread_id = ?", (thread_id,), write=True)
+            return
+        await self._stmt(
+            "INSERT INTO thread_ttl (thread_id, strategy, ttl_minutes, expires_at) "
+            "SELECT thread_id, ?, ?, ? FROM threads WHERE thread_id = ? "
+            "ON CONFLICT (thread_id) DO UPDATE SET strategy = excluded.strategy, "
+            "ttl_minutes = excluded.ttl_minutes, expires_at = excluded.expires_at",
+            (ttl["strategy"], ttl["ttl_minutes"], time_text(ttl["expires_at"]), thread_id),
+            write=True,
+        )
 
     async def thread_get_ttl(self, thread_id: str) -> Record | None:
         rows = await self._stmt(
