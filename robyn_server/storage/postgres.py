@@ -10,6 +10,7 @@ order, so nested objects in `metadata`/`values` may read back with keys reordere
 from __future__ import annotations
 
 import asyncio
+import functools
 import select
 from datetime import datetime
 from typing import Any
@@ -98,6 +99,21 @@ MIGRATIONS: list[list[str]] = [
 ]
 
 Conn = AsyncConnection[DictRow]
+
+
+@functools.cache
+def rendered(template: str, **identifiers: str | tuple[str, ...]) -> sql.SQL:
+    """`template` with `{name}` filled by quoted identifiers (a tuple: a comma-separated list; `{name:sets}`
+    gives `c = EXCLUDED.c` for each but the first), rendered once: composing a statement's identifiers with
+    `psycopg.sql` on every execution cost ~170 us for an upsert of the runs table."""
+    parts: dict[str, str] = {}
+    for name, value in identifiers.items():
+        names = value if isinstance(value, tuple) else (value,)
+        quoted = [sql.Identifier(n).as_string() for n in names]
+        parts[name] = ", ".join(quoted)
+        parts[f"{name}_sets"] = ", ".join(f"{q} = EXCLUDED.{q}" for q in quoted[1:])
+        parts[f"{name}_params"] = ", ".join(["%s"] * len(names))
+    return sql.SQL(template.format(**parts))
 
 
 async def check_pooled_connection(conn: AsyncConnection[Any]) -> None:
@@ -237,34 +253,20 @@ class PostgresStorage(PostgresCrons, Storage):
         cur = await conn.execute(query, params)
         return [self._record(layout, row) for row in await cur.fetchall()]
 
-    @staticmethod
-    def _columns(layout: Layout) -> sql.Composable:
-        return sql.SQL(", ").join(sql.Identifier(n) for n in layout.names)
-
     async def _upsert(self, conn: Conn, table: str, layout: Layout, record: Record) -> None:
         """Insert or replace by key, keeping the row's `seq` (its original insertion position)."""
-        names = layout.names
-        query = sql.SQL("INSERT INTO {t} ({cols}) VALUES ({vals}) ON CONFLICT ({key}) DO UPDATE SET {sets}").format(
-            t=sql.Identifier(table),
-            cols=self._columns(layout),
-            vals=sql.SQL(", ").join(sql.Placeholder() * len(names)),
-            key=sql.Identifier(layout.key),
-            sets=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(n)) for n in names[1:]),
-        )
+        query = rendered(
+            "INSERT INTO {t} ({cols}) VALUES ({cols_params}) ON CONFLICT ({key}) DO UPDATE SET {cols_sets}",
+            t=table, cols=tuple(layout.names), key=layout.key,
+        )  # fmt: skip
         await conn.execute(query, self._params(layout, record))
 
     async def _insert(self, conn: Conn, table: str, layout: Layout, record: Record) -> None:
-        query = sql.SQL("INSERT INTO {t} ({cols}) VALUES ({vals})").format(
-            t=sql.Identifier(table),
-            cols=self._columns(layout),
-            vals=sql.SQL(", ").join(sql.Placeholder() * len(layout.names)),
-        )
+        query = rendered("INSERT INTO {t} ({cols}) VALUES ({cols_params})", t=table, cols=tuple(layout.names))
         await conn.execute(query, self._params(layout, record))
 
     async def _get(self, table: str, layout: Layout, key: str) -> Record | None:
-        query = sql.SQL("SELECT * FROM {t} WHERE {k} = %s").format(
-            t=sql.Identifier(table), k=sql.Identifier(layout.key)
-        )
+        query = rendered("SELECT * FROM {t} WHERE {k} = %s", t=table, k=layout.key)
         async with self._pool_or_fail.connection() as conn:
             found = await self._fetch(conn, layout, query, [key])
         return found[0] if found else None
@@ -274,9 +276,7 @@ class PostgresStorage(PostgresCrons, Storage):
     ) -> Record | None:
         """Read-modify-write under a row lock, so concurrent updates of one record never lose fields;
         `metadata` is merged into the stored metadata."""
-        query = sql.SQL("SELECT * FROM {t} WHERE {k} = %s FOR UPDATE").format(
-            t=sql.Identifier(table), k=sql.Identifier(layout.key)
-        )
+        query = rendered("SELECT * FROM {t} WHERE {k} = %s FOR UPDATE", t=table, k=layout.key)
         async with self._pool_or_fail.connection() as conn, conn.transaction():
             found = await self._fetch(conn, layout, query, [key])
             if not found:
@@ -498,14 +498,10 @@ class PostgresStorage(PostgresCrons, Storage):
     # runs ---------------------------------------------------------------------------------
     async def run_put(self, run: Record) -> None:
         """One upsert that also makes this process the owner of a run nobody owns yet."""
-        names = RUNS.names
-        query = sql.SQL(
-            "INSERT INTO runs ({cols}, owner) VALUES ({vals}, %s) ON CONFLICT (run_id) DO UPDATE SET {sets}, "
-            "owner = COALESCE(runs.owner, EXCLUDED.owner)"
-        ).format(
-            cols=self._columns(RUNS),
-            vals=sql.SQL(", ").join(sql.Placeholder() * len(names)),
-            sets=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(n)) for n in names[1:]),
+        query = rendered(
+            "INSERT INTO runs ({cols}, owner) VALUES ({cols_params}, %s) ON CONFLICT (run_id) DO UPDATE SET "
+            "{cols_sets}, owner = COALESCE(runs.owner, EXCLUDED.owner)",
+            cols=tuple(RUNS.names),
         )
         async with self._pool_or_fail.connection() as conn:
             await conn.execute(query, [*self._params(RUNS, run), self.instance_id])
@@ -596,8 +592,8 @@ class PostgresStorage(PostgresCrons, Storage):
             inflight = await self._inflight_runs(conn, run["thread_id"])
             if reject and inflight:
                 return None
-            await self._insert(conn, "runs", RUNS, run)
-            await conn.execute("UPDATE runs SET owner = %s WHERE run_id = %s", (self.instance_id, run["run_id"]))
+            query = rendered("INSERT INTO runs ({cols}, owner) VALUES ({cols_params}, %s)", cols=tuple(RUNS.names))
+            await conn.execute(query, [*self._params(RUNS, run), self.instance_id])
             if thread is not None:
                 thread.update(thread_fields)
                 thread["metadata"] = {**(thread.get("metadata") or {}), **thread_metadata}
@@ -611,8 +607,12 @@ class PostgresStorage(PostgresCrons, Storage):
             if run is None:
                 return None, wake
             run.update({"status": "running", "updated_at": at})
-            await self._upsert(conn, "runs", RUNS, run)
-            await conn.execute("UPDATE runs SET owner = %s WHERE run_id = %s", (owner, run["run_id"]))
+            query = rendered(
+                "INSERT INTO runs ({cols}, owner) VALUES ({cols_params}, %s) ON CONFLICT (run_id) DO UPDATE SET "
+                "{cols_sets}, owner = EXCLUDED.owner",
+                cols=tuple(RUNS.names),
+            )
+            await conn.execute(query, [*self._params(RUNS, run), owner])
             return run, None
 
     async def run_cancel_pending(self, run_id: str, fields: dict[str, Any] | None) -> Record | None:
