@@ -536,3 +536,24 @@ def test_redis_lost_while_serving_answers_503_and_recovers(shared_env: dict[str,
     finally:
         server.stop()
         own.stop()
+
+
+async def test_a_stateless_runs_thread_streams_leave_redis_with_it(
+    sdks: tuple[Any, Any], shared_env: dict[str, str]
+) -> None:
+    """A stateless run's temporary thread is deleted when the run ends, and so are its Redis thread streams (a
+    copy of every event of the run, which used to stay for an hour); the run's own stream expires as before."""
+    import redis
+
+    a, _ = sdks
+    prefix = shared_env["ROBYN_SERVER_REDIS_PREFIX"]
+    parts = [p async for p in a.runs.stream(None, SLOW, input={"delay": 0.05, "count": 0}, stream_mode=["values"])]
+    assert [p.data["count"] for p in parts if p.event == "values"][-1] == 3
+    with redis.Redis.from_url(REDIS_URL) as r:
+
+        def keys(kind: str) -> list[bytes]:
+            return list(r.scan_iter(f"{prefix}:{kind}:*"))
+
+        wait_for(lambda: not keys("thread") and not keys("v2"), "the temporary thread's streams to be deleted")
+        runs = keys("run")
+        assert len(runs) == 1 and 0 < r.ttl(runs[0]) <= 3600

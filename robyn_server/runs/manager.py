@@ -422,6 +422,11 @@ class RunManager:
         if status != "pending":
             webhooks.notify_run_end(execution.run, status, result, webhooks.started_at(execution.log))  # if `webhook`
         try:
+            if status != "pending" and execution.run["kwargs"].get("temporary"):
+                # its thread is deleted: end its thread streams now (on Redis they held a copy of every event of
+                # the run for an hour), and there is no next run to start
+                await self.forget_thread(execution.thread_id)
+                return
             await self.publish_thread_event(
                 execution.thread_id, "metadata", {"status": "run_done", "run_id": execution.run_id}
             )

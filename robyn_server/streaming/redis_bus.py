@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -42,6 +43,7 @@ logger = logging.getLogger("robyn_server.bus")
 END = b"__end__"
 FOLLOW_BATCH = 1000
 CREDENTIALS_WAIT_SECONDS = 2.0  # how long a worker waits for the creating process to hand over credentials
+FORGET_WAIT_SECONDS = 5.0  # a deleted thread's streams are deleted after its last run's events are written
 THREAD_STREAM_TTL = 3600  # a thread's streams outlive its runs by at least an hour
 PROTOCOL_BATCH = 500  # protocol-v2 events appended by one script call
 PROTOCOL_IDLE_SECONDS = 60.0  # a protocol replica nobody reads is dropped after this long
@@ -134,6 +136,7 @@ class RedisBus(EventBus):
         self._relay_client_id: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._outboxes: dict[str, _Outbox] = {}
+        self._finishing: dict[str, _Outbox] = {}  # by thread key: a finished run's last events being written
         self._protocol_outboxes: dict[str, _ProtocolOutbox] = {}
         self._protocol_loading: dict[str, asyncio.Future[None]] = {}
         self._protocol_refreshed = 0.0
@@ -251,6 +254,8 @@ class RedisBus(EventBus):
                 continue
             if end is not None and not outbox.items:
                 outbox.done.set()
+                if self._finishing.get(outbox.thread_key) is outbox:
+                    del self._finishing[outbox.thread_key]
                 return
 
     def finish_run(self, run_id: str, thread_id: str, log: EventLog, result: Any, final: bool = True) -> None:
@@ -262,6 +267,7 @@ class RedisBus(EventBus):
             outbox.end = serde.dumps(result)
         else:
             outbox.end = b""  # handed back: no end marker, the next attempt continues the stream
+        self._finishing[outbox.thread_key] = outbox
         outbox.wake.set()
 
     async def end_run(self, run_id: str, result: Any) -> None:
@@ -311,8 +317,13 @@ class RedisBus(EventBus):
                            maxlen=THREAD_LOG_ENTRIES, approximate=True)  # fmt: skip
 
     async def forget_thread(self, thread_id: str) -> None:
-        """Delete the thread's streams and end their readers here and, through the control channel, elsewhere."""
+        """Delete the thread's streams and end their readers here and, through the control channel, elsewhere;
+        after the last events of a run that just finished here are written (else they would re-create them)."""
         self._forget_here(thread_id)
+        finishing = self._finishing.get(self._thread_key(thread_id))
+        if finishing is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finishing.done.wait(), FORGET_WAIT_SECONDS)
         await self._r.delete(self._thread_key(thread_id), self._protocol_key(thread_id))
         await self._r.publish(self._control, serde.dumps({"type": "forget", "thread_id": thread_id}))
 
