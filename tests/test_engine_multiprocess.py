@@ -542,7 +542,8 @@ async def test_a_stateless_runs_thread_streams_leave_redis_with_it(
     sdks: tuple[Any, Any], shared_env: dict[str, str]
 ) -> None:
     """A stateless run's temporary thread is deleted when the run ends, and so are its Redis thread streams (a
-    copy of every event of the run, which used to stay for an hour); the run's own stream expires as before."""
+    copy of every event of the run, which used to stay for an hour); the run's own stream, not resumable, expires
+    5 s after its end, a resumable one after RESUMABLE_STREAM_TTL_SECONDS."""
     import redis
 
     a, _ = sdks
@@ -556,4 +557,10 @@ async def test_a_stateless_runs_thread_streams_leave_redis_with_it(
 
         wait_for(lambda: not keys("thread") and not keys("v2"), "the temporary thread's streams to be deleted")
         runs = keys("run")
-        assert len(runs) == 1 and 0 < r.ttl(runs[0]) <= 3600
+        assert len(runs) == 1 and 0 < r.ttl(runs[0]) <= 5  # not resumable: kept as briefly as in-process
+        # a resumable run's stream stays joinable for RESUMABLE_STREAM_TTL_SECONDS (120 by default)
+        tid = (await a.threads.create())["thread_id"]
+        run = await a.runs.create(tid, SLOW, input={"delay": 0.05, "count": 0}, stream_resumable=True)
+        await a.runs.join(tid, run["run_id"])
+        key = f"{prefix}:run:{run['run_id']}"
+        assert 5 < wait_for(lambda: (t := r.ttl(key)) > 0 and t, "the run's stream to get its expiry") <= 120

@@ -3,7 +3,8 @@
 - A run's events go to the stream `{prefix}:run:{run_id}` with ids `<ms>-<seq>` chosen by the worker, the
   same ids its local readers see, so `Last-Event-ID` works on any process. Its end is an `__end__` entry that
   carries the run's result (for `wait` and `join`). Streams expire `RESUMABLE_STREAM_TTL_SECONDS` after the
-  run ends.
+  run ends, those of runs not created resumable `UNRESUMABLE_TTL_SECONDS` after (readers that follow it live
+  have read the end by then; the in-process bus drops such a log as soon).
 - A thread's events (`GET /threads/{id}/stream`) go to `{prefix}:thread:{thread_id}`, trimmed to the last
   `THREAD_LOG_ENTRIES` entries, with ids Redis assigns.
 - A thread's protocol-v2 events go to `{prefix}:v2:{thread_id}`, numbered by a script that appends a batch
@@ -43,6 +44,7 @@ logger = logging.getLogger("robyn_server.bus")
 END = b"__end__"
 FOLLOW_BATCH = 1000
 CREDENTIALS_WAIT_SECONDS = 2.0  # how long a worker waits for the creating process to hand over credentials
+UNRESUMABLE_TTL_SECONDS = 5  # as long as the in-process bus keeps a finished log nobody can resume
 FORGET_WAIT_SECONDS = 5.0  # a deleted thread's streams are deleted after its last run's events are written
 THREAD_STREAM_TTL = 3600  # a thread's streams outlive its runs by at least an hour
 PROTOCOL_BATCH = 500  # protocol-v2 events appended by one script call
@@ -74,6 +76,7 @@ class _Outbox:
 
     run_key: str
     thread_key: str
+    ttl: int  # seconds the run's stream is kept after its end
     items: list[tuple[str | None, str, bytes]] = field(default_factory=list)  # (id, event, data)
     end: bytes | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -216,7 +219,8 @@ class RedisBus(EventBus):
             key = parse_event_id(last[0][0].decode())
             if key is not None:
                 log.continue_after(key)
-        outbox = _Outbox(run_key, self._thread_key(thread_id))
+        ttl = max(1, int(self.resumable_ttl)) if resumable else UNRESUMABLE_TTL_SECONDS
+        outbox = _Outbox(run_key, self._thread_key(thread_id), ttl)
         self._outboxes[run_id] = outbox
 
         def forward(key: tuple[int, int], event: str, data: bytes) -> None:
@@ -229,7 +233,6 @@ class RedisBus(EventBus):
 
     async def _flush(self, outbox: _Outbox) -> None:
         """Write the run's events to Redis in pipelined batches until its end is written."""
-        ttl = max(1, int(self.resumable_ttl))
         while True:
             await outbox.wake.wait()
             outbox.wake.clear()
@@ -242,7 +245,7 @@ class RedisBus(EventBus):
                     pipe.xadd(outbox.thread_key, {"e": event, "d": data}, maxlen=THREAD_LOG_ENTRIES, approximate=True)
                 if end is not None:
                     pipe.xadd(outbox.run_key, {"e": END, "d": end})
-                    pipe.expire(outbox.run_key, ttl)
+                    pipe.expire(outbox.run_key, outbox.ttl)
                     pipe.expire(outbox.thread_key, self._thread_ttl)
                 if items or end is not None:
                     await pipe.execute()
@@ -267,6 +270,7 @@ class RedisBus(EventBus):
             outbox.end = serde.dumps(result)
         else:
             outbox.end = b""  # handed back: no end marker, the next attempt continues the stream
+            outbox.ttl = max(outbox.ttl, int(self.resumable_ttl))  # kept until another process takes it
         self._finishing[outbox.thread_key] = outbox
         outbox.wake.set()
 
