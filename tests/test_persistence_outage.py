@@ -130,3 +130,42 @@ def test_run_end_is_recorded_after_the_database_comes_back(postgres_dsn: str) ->
     finally:
         allow_connections(dbname, True)
         proc.stop()
+
+
+async def test_the_pool_check_works_on_descriptors_above_1023(postgres_dsn: str) -> None:
+    """A server holding 1,000 streams has descriptors above 1023, where `select.select` refuses to look: the
+    check must pass a live connection there and refuse one the server dropped."""
+    import os
+    import resource
+
+    import psycopg
+
+    from robyn_server.storage.postgres import check_pooled_connection
+    from tests.waiting import wait_for_async
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1200, hard), hard))
+    spare = [os.dup(0) for _ in range(1100)]  # the next descriptors opened are above 1023
+    try:
+        conn = await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True)
+        admin = await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True)
+    finally:
+        for fd in spare:
+            os.close(fd)
+    try:
+        assert conn.fileno() > 1023
+        await check_pooled_connection(conn)  # alive, nothing waiting: no error, no round trip
+        await admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+
+        async def refused() -> bool:
+            try:
+                await check_pooled_connection(conn)
+            except psycopg.OperationalError:
+                return True
+            return False
+
+        assert await wait_for_async(refused, "the check to refuse the dropped connection")
+    finally:
+        await conn.close()
+        await admin.close()
