@@ -100,12 +100,19 @@ MIGRATIONS: list[list[str]] = [
 
 Conn = AsyncConnection[DictRow]
 
+# A run with its owner (`rendered` with cols=RUN_COLUMNS): created, started (the starter owns it), or put (the
+# owner kept when it has one).
+RUN_COLUMNS = tuple(RUNS.names)
+RUN_INSERT = "INSERT INTO runs ({cols}, owner) VALUES ({cols_params}, %s)"
+RUN_START = RUN_INSERT + " ON CONFLICT (run_id) DO UPDATE SET {cols_sets}, owner = EXCLUDED.owner"
+RUN_PUT = RUN_INSERT + " ON CONFLICT (run_id) DO UPDATE SET {cols_sets}, owner = COALESCE(runs.owner, EXCLUDED.owner)"
+
 
 @functools.cache
 def rendered(template: str, **identifiers: str | tuple[str, ...]) -> sql.SQL:
-    """`template` with `{name}` filled by quoted identifiers (a tuple: a comma-separated list; `{name:sets}`
-    gives `c = EXCLUDED.c` for each but the first), rendered once: composing a statement's identifiers with
-    `psycopg.sql` on every execution cost ~170 us for an upsert of the runs table."""
+    """`template` with `{name}` filled by quoted identifiers (a tuple: a comma-separated list), `{name_params}` by
+    as many `%s` and `{name_sets}` by `c = EXCLUDED.c` for each but the first, rendered once: composing a
+    statement's identifiers with `psycopg.sql` on every execution cost ~170 us for an upsert of the runs table."""
     parts: dict[str, str] = {}
     for name, value in identifiers.items():
         names = value if isinstance(value, tuple) else (value,)
@@ -499,11 +506,7 @@ class PostgresStorage(PostgresCrons, Storage):
     # runs ---------------------------------------------------------------------------------
     async def run_put(self, run: Record) -> None:
         """One upsert that also makes this process the owner of a run nobody owns yet."""
-        query = rendered(
-            "INSERT INTO runs ({cols}, owner) VALUES ({cols_params}, %s) ON CONFLICT (run_id) DO UPDATE SET "
-            "{cols_sets}, owner = COALESCE(runs.owner, EXCLUDED.owner)",
-            cols=tuple(RUNS.names),
-        )
+        query = rendered(RUN_PUT, cols=RUN_COLUMNS)
         async with self._pool_or_fail.connection() as conn:
             await conn.execute(query, [*self._params(RUNS, run), self.instance_id])
 
@@ -593,8 +596,7 @@ class PostgresStorage(PostgresCrons, Storage):
             inflight = await self._inflight_runs(conn, run["thread_id"])
             if reject and inflight:
                 return None
-            query = rendered("INSERT INTO runs ({cols}, owner) VALUES ({cols_params}, %s)", cols=tuple(RUNS.names))
-            await conn.execute(query, [*self._params(RUNS, run), self.instance_id])
+            await conn.execute(rendered(RUN_INSERT, cols=RUN_COLUMNS), [*self._params(RUNS, run), self.instance_id])
             if thread is not None:
                 thread.update(thread_fields)
                 thread["metadata"] = {**(thread.get("metadata") or {}), **thread_metadata}
@@ -608,12 +610,7 @@ class PostgresStorage(PostgresCrons, Storage):
             if run is None:
                 return None, wake
             run.update({"status": "running", "updated_at": at})
-            query = rendered(
-                "INSERT INTO runs ({cols}, owner) VALUES ({cols_params}, %s) ON CONFLICT (run_id) DO UPDATE SET "
-                "{cols_sets}, owner = EXCLUDED.owner",
-                cols=tuple(RUNS.names),
-            )
-            await conn.execute(query, [*self._params(RUNS, run), owner])
+            await conn.execute(rendered(RUN_START, cols=RUN_COLUMNS), [*self._params(RUNS, run), owner])
             return run, None
 
     async def run_cancel_pending(self, run_id: str, fields: dict[str, Any] | None) -> Record | None:

@@ -115,6 +115,19 @@ def _icontains(haystack: str | None, needle: str) -> bool:
     return needle.lower() in (haystack or "").lower()
 
 
+def _in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """`fn(conn)` between `BEGIN IMMEDIATE` and `COMMIT`, rolled back on any error (none is left open)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
 def _quoted(name: str) -> str:
     return f'"{name}"'
 
@@ -249,14 +262,7 @@ class SqliteStorage(SqliteCrons, Storage):
             return await self._atomic_on_thread(fn)
 
         def attempt() -> T:
-            inline.execute("BEGIN IMMEDIATE")  # busy: nothing begun, inline_first retries
-            try:
-                result = fn(inline)
-                inline.execute("COMMIT")
-            except BaseException:
-                if inline.in_transaction:
-                    inline.execute("ROLLBACK")
-                raise
+            result = _in_transaction(inline, fn)  # busy: rolled back, inline_first retries
             if self._wal is not None:
                 self._wal.wrote()
             return result
@@ -265,21 +271,8 @@ class SqliteStorage(SqliteCrons, Storage):
 
     async def _atomic_on_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         db = self._db
-
-        def run() -> T:
-            conn = db._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result
-
         async with self._lock:
-            return await db._execute(run)
+            return await db._execute(_in_transaction, db._conn, fn)
 
     @property
     def _db(self) -> aiosqlite.Connection:
