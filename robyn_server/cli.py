@@ -315,5 +315,5 @@ def main(argv: list[str] | None = None) -> None:
         limits = GuardLimits.from_env(settings.max_body_bytes)
         guard = RequestGuard(limits, router.allowed_methods, thread_stream_matcher(router.template))
         host, port = "127.0.0.1", guard.bind(args.host, args.port)  # Robyn listens behind the guard
-        guard.start()
+        ctx.startup_hooks.append(guard.start)  # on Robyn's loop, after storage and recovery are ready
     app.start(host=host, port=port, _check_port=False)

@@ -16,7 +16,9 @@ here from the run's event log, because Robyn would hold one of its ~256 blocking
 guard follows Robyn's response framing (robyn_server/guard_responses.py) to serve it in its place and in order.
 A client connection maps to one upstream connection. A WebSocket on a thread's protocol-v2 event stream is
 served here too, over the HTTP routes (robyn_server/protocol_v2/websocket.py), because Robyn's WebSocket
-handlers see neither the path nor the headers. It runs on its own event loop in a daemon thread.
+handlers see neither the path nor the headers. It serves on the event loop that runs Robyn's handlers: on a
+thread of its own it took the GIL whenever the loop released it (every SQLite statement does), and the loop then
+waited up to a switch interval (5 ms) to get it back.
 
 Settings: `HTTP_HEADER_TIMEOUT_SECONDS` (10: from the first byte of a request to the end of its head),
 `HTTP_BODY_TIMEOUT_SECONDS` (30: longest wait for the next piece of a body), `HTTP_KEEPALIVE_TIMEOUT_SECONDS`
@@ -30,7 +32,6 @@ import asyncio
 import logging
 import os
 import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -379,6 +380,7 @@ class RequestGuard:
         self.upstream_port = 0
         self._sock: socket.socket | None = None
         self._client: httpx.AsyncClient | None = None
+        self._server: asyncio.Server | None = None
 
     async def serve_thread_socket(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                                   head: RequestHead) -> None:  # fmt: skip
@@ -413,23 +415,10 @@ class RequestGuard:
             self.upstream_port = probe.getsockname()[1]
         return self.upstream_port
 
-    def start(self) -> None:
-        threading.Thread(target=self._run, name="robyn-server-guard", daemon=True).start()
+    async def start(self) -> None:
+        """Start accepting on the running loop (a startup hook: the socket's backlog holds earlier clients)."""
 
-    def _run(self) -> None:
-        try:
-            import uvloop
-
-            loop = uvloop.new_event_loop()
-        except ImportError:
-            loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(self._serve())
-
-    async def _serve(self) -> None:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await Connection(self, reader, writer).serve()
 
-        server = await asyncio.start_server(handle, sock=self._sock, limit=MAX_HEAD_BYTES)
-        async with server:
-            await server.serve_forever()
+        self._server = await asyncio.start_server(handle, sock=self._sock, limit=MAX_HEAD_BYTES)
