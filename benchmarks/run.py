@@ -53,7 +53,7 @@ CONFIG = BENCH_DIR / "langgraph.json"
 DEV_DEFAULT_JOBS = 1  # langgraph_api/cli.py: n_jobs_per_worker if not None else 1
 MODES = ["messages-tuple", "values"]
 PACED = {"n_tokens": 20, "ttft_ms": 1000.0, "token_ms": 250.0}  # ~5.75 s per run, like a slow LLM
-OPEN_RAMP_S = 5.0  # open streams start spread over this; each lasts longer, so all are open together
+OPEN_RAMP = {"seconds": 1.0}  # open streams start spread over this (`--open-ramp`); each lasts longer
 
 
 def ensure_psutil() -> Any:
@@ -749,9 +749,23 @@ def scenarios(quick: bool) -> list[Scenario]:
 
 
 def open_scenario(n: int, quick: bool) -> Scenario:
+    ramp = OPEN_RAMP["seconds"]
     return Scenario(
-        f"open_{n}", "paced", n, n, 20 if quick else 40, dict(PACED), PACED["n_tokens"], "cancel", True, OPEN_RAMP_S
+        f"open_{n}", "paced", n, n, 20 if quick else 40, dict(PACED), PACED["n_tokens"], "cancel", True, ramp
     )
+
+
+def open_levels(quick: bool, errors_at: dict[int, int]) -> int | None:
+    """The next open-streams level: 1,000, then 2,000 (full mode); after errors 250 and 100 instead."""
+    if not errors_at:
+        return 1000
+    if quick:
+        return None
+    failed = [n for n, errors in errors_at.items() if errors]
+    if not failed:
+        return 2000 if 2000 not in errors_at else None
+    nxt = {1000: 250, 2000: None, 250: 100, 100: None}[min(failed)]
+    return None if nxt is None or nxt in errors_at else nxt
 
 
 # --------------------------------------------------------------------------------------------------- profiling
@@ -1037,9 +1051,9 @@ async def bench_target(
             results.append(row)
             log(row)
         run_open = "open" in ONLY_SCENARIOS if ONLY_SCENARIOS else name in ("robyn", "reference", "inprocess")
-        levels = [] if not run_open else [1000] if quick else [1000, 250, 100]
-        for i, n in enumerate(levels):
-            if i:  # a fresh server, so runs left over from the level that failed do not count against this one
+        errors_at: dict[int, int] = {}
+        while run_open and (n := open_levels(quick, errors_at)) is not None:
+            if errors_at:  # a fresh server, so runs left over from the level that failed do not count against this one
                 await target.stop()
                 target = make_target(name)
                 await target.start()
@@ -1054,8 +1068,7 @@ async def bench_target(
                 print(row["profile"], file=sys.stderr)
             results.append(row)
             log(row)
-            if row["errors"] == 0:
-                break
+            errors_at[n] = row["errors"]
     finally:
         await target.stop()
     return results, target.info
@@ -1137,7 +1150,11 @@ def main() -> int:
         "--robyn-env", action="append", default=[], metavar="KEY=VALUE", help="environment for this server only"
     )
     parser.add_argument("--scenarios", help="comma-separated names to run: seq_1,c10,c50,react_c10,long_2000,rss,open")
+    parser.add_argument(
+        "--open-ramp", type=float, default=1.0, help="seconds over which the open-streams scenario opens its streams"
+    )
     args = parser.parse_args()
+    OPEN_RAMP["seconds"] = args.open_ramp
     ONLY_SCENARIOS.update(s for s in (args.scenarios or "").split(",") if s)
     ROBYN_ENV.update(item.split("=", 1) for item in args.robyn_env)
     try:

@@ -31,7 +31,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from robyn_server import serde
@@ -66,20 +66,44 @@ return seq
 """
 
 
+# KEYS[1]: a run's stream, KEYS[2]: its thread's stream; ARGV: the thread stream's maxlen, the end ('' none, 'h'
+# handed back, 'e' the end marker with ARGV[3] its data), the run stream's TTL, the thread stream's TTL, then
+# id/event/data triples. One call writes a batch of the run's events to both streams. An event whose id the run
+# stream already holds (a batch sent again after a lost answer) is skipped in both, and so is a second end marker.
+RUN_APPEND = """
+for i = 6, #ARGV, 3 do
+  local added = redis.pcall('XADD', KEYS[1], ARGV[i], 'e', ARGV[i + 1], 'd', ARGV[i + 2])
+  if type(added) ~= 'table' then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i + 1], 'd', ARGV[i + 2])
+  end
+end
+if ARGV[2] ~= '' then
+  if ARGV[2] == 'e' then
+    local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+    if #last == 0 or last[1][2][2] ~= '__end__' then
+      redis.call('XADD', KEYS[1], '*', 'e', '__end__', 'd', ARGV[3])
+    end
+  end
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[5])
+end
+return 1
+"""
+
+
 class BusUnavailable(RedisConnectionError):
     """Redis cannot be reached: requests that need it answer 503."""
 
 
 @dataclass(eq=False)
 class _Outbox:
-    """Events of one run waiting to be written to Redis, in order."""
+    """Events of one run waiting to be written to Redis, in order: id, event and data, flat."""
 
     run_key: str
     thread_key: str
     ttl: int  # seconds the run's stream is kept after its end
-    items: list[tuple[str | None, str, bytes]] = field(default_factory=list)  # (id, event, data)
-    end: bytes | None = None
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    items: list[str | bytes] = field(default_factory=list)
+    end: bytes | None = None  # the end marker's data; b"" for a run handed back (no marker)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -139,6 +163,9 @@ class RedisBus(EventBus):
         self._relay_client_id: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._outboxes: dict[str, _Outbox] = {}
+        self._unwritten: dict[_Outbox, None] = {}  # outboxes with events or an end to write, in order
+        self._unwritten_added = asyncio.Event()
+        self._run_append: Any = None
         self._finishing: dict[str, _Outbox] = {}  # by thread key: a finished run's last events being written
         self._protocol_outboxes: dict[str, _ProtocolOutbox] = {}
         self._protocol_loading: dict[str, asyncio.Future[None]] = {}
@@ -175,9 +202,13 @@ class RedisBus(EventBus):
         self.redis = aioredis.from_url(self.url, socket_connect_timeout=5, health_check_interval=15)
         await self.redis.ping()
         self._protocol_append = self.redis.register_script(PROTOCOL_APPEND)
+        self._run_append = self.redis.register_script(RUN_APPEND)
+        await self.redis.script_load(RUN_APPEND)
         loop = asyncio.get_running_loop()
         self._follow_changed = asyncio.Event()
+        self._unwritten_added = asyncio.Event()
         self._tasks = [
+            loop.create_task(self._write_runs(), name="robyn-bus-writer"),
             loop.create_task(self._listen(), name="robyn-bus-control"),
             loop.create_task(self._relay(), name="robyn-bus-relay"),
         ]
@@ -222,44 +253,57 @@ class RedisBus(EventBus):
         ttl = max(1, int(self.resumable_ttl)) if resumable else UNRESUMABLE_TTL_SECONDS
         outbox = _Outbox(run_key, self._thread_key(thread_id), ttl)
         self._outboxes[run_id] = outbox
+        unwritten, added = self._unwritten, self._unwritten_added
 
         def forward(key: tuple[int, int], event: str, data: bytes) -> None:
-            outbox.items.append((format_event_id(key), event, data))
-            outbox.wake.set()
+            outbox.items += (format_event_id(key), event, data)
+            unwritten[outbox] = None
+            added.set()
 
         log.on_append = forward
-        asyncio.get_running_loop().create_task(self._flush(outbox))
         return log
 
-    async def _flush(self, outbox: _Outbox) -> None:
-        """Write the run's events to Redis in pipelined batches until its end is written."""
+    async def _write_runs(self) -> None:
+        """Write every run's new events to Redis: one script call per run with something to write, all of them
+        in one pipeline, one pipeline at a time; what arrives meanwhile goes in the next one. Under load that
+        is a few round trips a second for any number of runs, instead of one per event per run."""
         while True:
-            await outbox.wake.wait()
-            outbox.wake.clear()
-            items, outbox.items = outbox.items, []
-            end = outbox.end
+            await self._unwritten_added.wait()
+            self._unwritten_added.clear()
+            batch = [(outbox, outbox.items, outbox.end) for outbox in self._unwritten]
+            self._unwritten.clear()
+            for outbox, _, _ in batch:
+                outbox.items = []
             try:
-                pipe = self._r.pipeline(transaction=False)
-                for event_id, event, data in items:
-                    pipe.xadd(outbox.run_key, {"e": event, "d": data}, id=event_id)
-                    pipe.xadd(outbox.thread_key, {"e": event, "d": data}, maxlen=THREAD_LOG_ENTRIES, approximate=True)
-                if end is not None:
-                    pipe.xadd(outbox.run_key, {"e": END, "d": end})
-                    pipe.expire(outbox.run_key, outbox.ttl)
-                    pipe.expire(outbox.thread_key, self._thread_ttl)
-                if items or end is not None:
-                    await pipe.execute()
+                try:
+                    await self._append_runs(batch)
+                except NoScriptError:  # Redis restarted without its scripts: load it, send the batch again
+                    await self._r.script_load(RUN_APPEND)
+                    await self._append_runs(batch)
             except Exception as exc:  # Redis away: the events are kept here and written when it answers
                 logger.warning("could not write run events to Redis: %s", exc)
-                outbox.items[:0] = items
+                for outbox, items, _ in batch:
+                    outbox.items[:0] = items
+                later = dict(self._unwritten)  # the closures in `run_writer` hold this dict: refill it in place
+                self._unwritten.clear()
+                self._unwritten.update(dict.fromkeys(outbox for outbox, _, _ in batch))
+                self._unwritten.update(later)
                 await asyncio.sleep(0.5)
-                outbox.wake.set()
+                self._unwritten_added.set()
                 continue
-            if end is not None and not outbox.items:
-                outbox.done.set()
-                if self._finishing.get(outbox.thread_key) is outbox:
-                    del self._finishing[outbox.thread_key]
-                return
+            for outbox, _, end in batch:
+                if end is not None and outbox not in self._unwritten:
+                    outbox.done.set()
+                    if self._finishing.get(outbox.thread_key) is outbox:
+                        del self._finishing[outbox.thread_key]
+
+    async def _append_runs(self, batch: list[tuple[_Outbox, list[str | bytes], bytes | None]]) -> None:
+        pipe = self._r.pipeline(transaction=False)
+        for outbox, items, end in batch:
+            mark = "" if end is None else "e" if end else "h"
+            args = [THREAD_LOG_ENTRIES, mark, end or b"", outbox.ttl, self._thread_ttl, *items]
+            pipe.evalsha(self._run_append.sha, 2, outbox.run_key, outbox.thread_key, *args)
+        await pipe.execute()
 
     def finish_run(self, run_id: str, thread_id: str, log: EventLog, result: Any, final: bool = True) -> None:
         super().finish_run(run_id, thread_id, log, result, final)
@@ -272,7 +316,8 @@ class RedisBus(EventBus):
             outbox.end = b""  # handed back: no end marker, the next attempt continues the stream
             outbox.ttl = max(outbox.ttl, int(self.resumable_ttl))  # kept until another process takes it
         self._finishing[outbox.thread_key] = outbox
-        outbox.wake.set()
+        self._unwritten[outbox] = None
+        self._unwritten_added.set()
 
     async def end_run(self, run_id: str, result: Any) -> None:
         await super().end_run(run_id, result)
