@@ -360,6 +360,42 @@ async def test_thread_delete_cascades_runs_and_checkpoints(storage: Storage) -> 
     assert await storage.thread_delete(doomed["thread_id"]) is False
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_thread_delete_leaves_no_row_of_the_thread_in_any_table(backend: Backend) -> None:
+    """Postgres deletes LangGraph's checkpoint rows in its own thread-delete statement: if the saver ever keeps a
+    thread's rows in a table more, this finds them (every table with a `thread_id` column is looked at)."""
+    storage = await backend.open()
+    try:
+        doomed, kept = thread(), thread()
+        for t in (doomed, kept):
+            await storage.thread_put(t)
+            await storage.run_put(run(t["thread_id"]))
+            await put_checkpoint(storage, t["thread_id"], 1)
+            config = {"configurable": {"thread_id": t["thread_id"], "checkpoint_ns": ""}}
+            found = await storage.checkpointer.aget_tuple(config)
+            assert found is not None
+            await storage.checkpointer.aput_writes(found.config, [("x", 2)], str(uuid.uuid4()))
+        assert await storage.thread_delete(doomed["thread_id"]) is True
+        async with storage._pool_or_fail.connection() as conn:  # type: ignore[attr-defined]
+            cur = await conn.execute(
+                "SELECT table_name FROM information_schema.columns WHERE column_name = 'thread_id' "
+                "AND table_schema = current_schema() AND table_name NOT LIKE 'pg_%%'"
+            )
+            tables = sorted({row["table_name"] for row in await cur.fetchall()})
+            assert {"checkpoints", "checkpoint_blobs", "checkpoint_writes", "runs", "threads"} <= set(tables)
+            left, still = {}, {}
+            for table in tables:
+                for tid, into in ((doomed["thread_id"], left), (kept["thread_id"], still)):
+                    query = sql.SQL("SELECT count(*) AS n FROM {} WHERE thread_id::text = %s")
+                    cur = await conn.execute(query.format(sql.Identifier(table)), (tid,))
+                    row = await cur.fetchone()
+                    into[table] = row["n"] if row else 0
+        assert {t: n for t, n in left.items() if n} == {}
+        assert all(still[t] > 0 for t in ("checkpoints", "checkpoint_writes", "runs", "threads"))
+    finally:
+        await storage.close()
+
+
 def _all_threads(**kw: Any) -> dict[str, Any]:
     args: dict[str, Any] = {"ids": None, "metadata": None, "values": None, "status": None, "limit": 100, "offset": 0}
     return args | {"sort_by": "created_at", "sort_order": "asc"} | kw

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from psycopg import AsyncConnection, sql
 from psycopg.rows import DictRow, dict_row
@@ -34,7 +35,7 @@ from robyn_server.storage.base import (
 from robyn_server.storage.crons_sql import POSTGRES_MIGRATION, PostgresCrons
 from robyn_server.storage.errors import MigrationError, first_line
 from robyn_server.storage.filters import sort_and_page
-from robyn_server.storage.postgres_saver import PostgresCheckpointer
+from robyn_server.storage.postgres_saver import SAVER_THREAD_TABLES, PostgresCheckpointer
 from robyn_server.storage.records import ASSISTANTS, RUNS, THREADS, Layout, json_text, to_utc
 
 # Serializes concurrent migrations from several server processes (an arbitrary constant key).
@@ -121,6 +122,13 @@ def rendered(template: str, **identifiers: str | tuple[str, ...]) -> sql.SQL:
         parts[f"{name}_sets"] = ", ".join(f"{q} = EXCLUDED.{q}" for q in quoted[1:])
         parts[f"{name}_params"] = ", ".join(["%s"] * len(names))
     return sql.SQL(template.format(**parts))
+
+
+@functools.cache
+def thread_delete_statement(tables: tuple[str, ...]) -> str:
+    """`WITH t0 AS (DELETE FROM <table> WHERE thread_id = %s), ... DELETE FROM threads WHERE thread_id = %s`."""
+    parts = ", ".join(f"t{i} AS (DELETE FROM {table} WHERE thread_id = %s)" for i, table in enumerate(tables))
+    return f"WITH {parts} DELETE FROM threads WHERE thread_id = %s"
 
 
 async def check_pooled_connection(conn: AsyncConnection[Any]) -> None:
@@ -462,15 +470,16 @@ class PostgresStorage(PostgresCrons, Storage):
         return await self._merge("threads", THREADS, thread_id, fields, metadata=patch)
 
     async def thread_delete(self, thread_id: str) -> bool:
-        async with self._pool_or_fail.connection() as conn:  # one statement: atomic, one round trip
-            cur = await conn.execute(
-                "WITH r AS (DELETE FROM runs WHERE thread_id = %s), "
-                "t AS (DELETE FROM thread_ttl WHERE thread_id = %s), "
-                "c AS (DELETE FROM crons WHERE thread_id = %s) DELETE FROM threads WHERE thread_id = %s",
-                (thread_id, thread_id, thread_id, thread_id),
-            )
+        """One statement (atomic, one round trip) that also deletes the thread's checkpoints when the saver is
+        LangGraph's own, whose `adelete_thread` deletes from exactly `SAVER_THREAD_TABLES`; any other saver's
+        `adelete_thread` is called after it."""
+        ours = type(self.checkpointer).adelete_thread is AsyncPostgresSaver.adelete_thread
+        tables = ("runs", "thread_ttl", "crons", *(SAVER_THREAD_TABLES if ours else ()))
+        async with self._pool_or_fail.connection() as conn:
+            cur = await conn.execute(thread_delete_statement(tables), (thread_id,) * (len(tables) + 1))
             existed = cur.rowcount > 0
-        await self.checkpointer.adelete_thread(thread_id)
+        if not ours:
+            await self.checkpointer.adelete_thread(thread_id)
         return existed
 
     async def thread_search(

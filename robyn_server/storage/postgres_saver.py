@@ -31,6 +31,11 @@ class _NoLock:
         return False
 
 
+# The tables `AsyncPostgresSaver.adelete_thread` deletes a thread's rows from; the storage deletes them in its own
+# thread-delete statement (tests/test_storage_contract.py checks no table keeps a deleted thread's rows).
+SAVER_THREAD_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
+
+
 class PostgresCheckpointer(ThreadIdInMetadata, AsyncPostgresSaver):
     """AsyncPostgresSaver; with a pool (and so no pipeline), its calls run concurrently."""
 
