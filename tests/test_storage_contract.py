@@ -566,6 +566,27 @@ def created_by(thread_id: str, identity: str, **fields: Any) -> Record:
     return r
 
 
+async def test_run_create_starts_a_due_run_on_a_free_thread(storage: Storage) -> None:
+    """`start_at`: the run `run_start_next` would start next is stored `running` at once; a run behind another
+    and a delayed run are stored `pending` as without it."""
+    free, busy = thread(), thread()
+    for t in (free, busy):
+        await storage.thread_put(t)
+    first = run(free["thread_id"], created=1)
+    assert await storage.run_create(first, {}, {"status": "busy"}, reject=False, start_at=at(2)) == []
+    assert first["status"] == "running" and first["updated_at"] == at(2)
+    assert await storage.run_get(first["run_id"]) == first
+    behind = run(free["thread_id"], created=3)
+    found = await storage.run_create(behind, {}, {}, reject=False, start_at=at(3))
+    assert ids(found or [], "run_id") == [first["run_id"]]
+    assert (await storage.run_get(behind["run_id"]) or {})["status"] == "pending"
+    assert (await storage.run_start_next(free["thread_id"], storage.instance_id, at(4)))[0] is None  # one at a time
+    delayed = run(busy["thread_id"], created=5)
+    delayed["kwargs"]["config"]["configurable"] = {"__after_seconds__": 60}
+    assert await storage.run_create(delayed, {}, {}, reject=False, start_at=at(5)) == []
+    assert (await storage.run_get(delayed["run_id"]) or {})["status"] == "pending"
+
+
 async def test_run_create_counts_the_creators_runs_in_flight(backend: Backend) -> None:
     """`max_creator_runs`: a burst of creations by one caller on threads of their own, from two storage
     instances (two processes) at once, stores exactly the maximum; finished runs and other callers don't count."""

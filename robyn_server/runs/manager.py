@@ -3,8 +3,9 @@
 Runs are claimed, not owned: storage decides atomically which run of a thread starts next (`run_start_next`,
 one transaction that locks the thread), so "one run at a time per thread", enqueue order, `reject` and
 cancellation hold across every process that shares the database. A process starts a thread's next run when
-it creates one (`submitted`), when one of its runs ends, when a delayed run becomes due, and when another
-process says so through the bus (`wake`). Events go to the bus, where any process reads them.
+it creates one (`submitted`; a due run on a free thread is stored `running` by the creating transaction
+itself), when one of its runs ends, when a delayed run becomes due, and when another process says so through
+the bus (`wake`). Events go to the bus, where any process reads them.
 
 Each run executes as two tasks: the graph task, which a cancel stops, and its supervisor, which is never
 cancelled by a client and records the outcome (retrying until storage takes it), so no run is left
@@ -185,14 +186,23 @@ class RunManager:
         await self.bus.forget_thread(thread_id)  # its thread stream and protocol-v2 streams end
 
     # ------------------------------------------------------------------------------- submit
-    async def submitted(self, run: Record, *, resumable: bool) -> RunHandle:
-        """A run was just stored as `pending`: start its thread's next run if the thread is free here or
-        anywhere, and return the handle its creator streams from."""
+    @property
+    def starts_at_creation(self) -> bool:
+        """Whether a new run may be stored `running` by this process (`Storage.run_create(start_at=...)`)."""
+        return self.executes and not self._closing
+
+    async def submitted(self, run: Record, *, resumable: bool, started: Record | None = None) -> RunHandle:
+        """A run was just stored: execute `started` (its record, stored `running` at creation) if given, else
+        start the thread's next run if the thread is free here or anywhere; return the handle its creator
+        streams from (whose `run` is the run as created)."""
         # The creator's context (its identity and token) goes with the run when it starts here, now or later.
         self._contexts[run["run_id"]] = contextvars.copy_context()
         while len(self._contexts) > MAX_KEPT_CONTEXTS:  # runs that started on another process
             del self._contexts[next(iter(self._contexts))]
-        await self.kick(run["thread_id"])
+        if started is not None:
+            await self._start_claimed(started)
+        else:
+            await self.kick(run["thread_id"])
         log = await self.bus.run_reader(run["run_id"], resumable)
         return RunHandle(run=run, log=log, token=log.reserve())
 
@@ -205,15 +215,19 @@ class RunManager:
             return
         run, wake_at = await self.storage.run_start_next(thread_id, self.me, now())
         if run is not None:
-            try:
-                await self._start(run)
-            except BaseException:
-                # the bus failed (Redis away): hand the run back, so it starts once it can (upkeep kicks it)
-                self._executing.pop(run["run_id"], None)
-                await self.storage.run_update(run["run_id"], {"status": "pending", "updated_at": now()})
-                raise
+            await self._start_claimed(run)
         elif wake_at is not None:
             self._arm_timer(thread_id, wake_at)
+
+    async def _start_claimed(self, run: Record) -> None:
+        """Execute a run this process just stored as `running`."""
+        try:
+            await self._start(run)
+        except BaseException:
+            # the bus failed (Redis away): hand the run back, so it starts once it can (upkeep kicks it)
+            self._executing.pop(run["run_id"], None)
+            await self.storage.run_update(run["run_id"], {"status": "pending", "updated_at": now()})
+            raise
 
     def _arm_timer(self, thread_id: str, at: datetime) -> None:
         """Kick the thread when its delayed run is due; asyncio may fire a little early, so kick re-arms."""

@@ -220,13 +220,17 @@ async def create_run(
     # The caller's in-flight runs are counted in the same step (max_creator_runs), so a burst of creations by
     # one caller, on any threads and processes, never exceeds the limit.
     try:
+        # with start_at, a run on a free thread is stored `running`, claimed by this process: `stored` has that
+        # status, the answer shows the run as created (`pending`, as the reference answers)
+        stored = dict(run)
         previous = await ctx.storage.run_create(
-            run,
+            stored,
             {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]},
             {"status": "busy", "updated_at": created}
             | ({} if thread.get("status") == "busy" else {"config": _thread_config(assistant, thread, body)}),
             reject=strategy == "reject",
             max_creator_runs=run_limits.max_creator_runs(identity),
+            start_at=now() if ctx.runs.starts_at_creation else None,
         )
     except RunLimitReached:
         if made_thread:
@@ -234,7 +238,8 @@ async def create_run(
         raise run_limits.too_many_runs(identity or "") from None
     if previous is None:
         raise ApiError(409, BUSY_DETAIL)
-    handle = await ctx.runs.submitted(run, resumable=body.stream_resumable)
+    started = stored if stored["status"] == "running" else None
+    handle = await ctx.runs.submitted(run, resumable=body.stream_resumable, started=started)
     if previous and strategy in ("interrupt", "rollback"):
         for old in previous:
             reason = f"superseded by run {run_id} (multitask_strategy={strategy})"

@@ -56,6 +56,14 @@ def run_due_at(run: Record) -> datetime:
     return run["created_at"] + timedelta(seconds=float(delay))
 
 
+def start_at_creation(run: Record, inflight: list[Record], at: datetime | None) -> None:
+    """For `run_create(start_at=...)`: a run created on a thread with no run in flight, and due, is the one
+    `run_start_next` would start next, so it is stored `running` (claimed by the creating instance) at once,
+    which saves the start's own transaction."""
+    if at is not None and not inflight and run_due_at(run) <= at:
+        run.update({"status": "running", "updated_at": at})
+
+
 def pick_next_run(runs: list[Record], at: datetime) -> tuple[Record | None, datetime | None]:
     """The run a free thread starts next: the oldest due `pending` run (enqueue order), none while a run of the
     thread is `running`. Also returns when the earliest not-yet-due run becomes due (to set a timer)."""
@@ -205,10 +213,13 @@ class Storage(ABC):
         *,
         reject: bool,
         max_creator_runs: int = 0,
+        start_at: datetime | None = None,
     ) -> list[Record] | None:
         """In one transaction that locks the thread: read its `pending`/`running` runs; with `reject` and any
         found, store nothing and return None; else store `run` (owned by this instance), merge
         `thread_metadata` into the thread's metadata, set `thread_fields`, and return the runs found.
+        With `start_at` (this instance executes runs), a due run on a thread with none in flight is stored
+        `running` instead of `pending` (`start_at_creation`, which updates `run`).
         With `max_creator_runs` > 0 and a creator (`run_creator`), the creator's `pending`/`running` runs on
         every thread are counted in the same transaction, under a lock per creator that holds across
         processes; at the maximum nothing is stored and `RunLimitReached` is raised."""

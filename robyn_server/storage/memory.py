@@ -7,7 +7,15 @@ from typing import Any
 
 from langgraph.store.memory import InMemoryStore
 
-from robyn_server.storage.base import Record, RunLimitReached, Storage, patched_assistant, pick_next_run, run_creator
+from robyn_server.storage.base import (
+    Record,
+    RunLimitReached,
+    Storage,
+    patched_assistant,
+    pick_next_run,
+    run_creator,
+    start_at_creation,
+)
 from robyn_server.storage.checkpoint_metadata import MemoryCheckpointer
 from robyn_server.storage.crons import MemoryCrons
 from robyn_server.storage.filters import contains, sort_and_page
@@ -213,6 +221,7 @@ class MemoryStorage(MemoryCrons, Storage):
         *,
         reject: bool,
         max_creator_runs: int = 0,
+        start_at: datetime | None = None,
     ) -> list[Record] | None:
         # no await from the count to the insert: one step of the event loop, so atomic in this process
         inflight = [dict(r) for r in self._thread_runs(run["thread_id"]) if r["status"] in ("pending", "running")]
@@ -223,6 +232,7 @@ class MemoryStorage(MemoryCrons, Storage):
             mine = sum(r["status"] in ("pending", "running") and run_creator(r) == creator for r in self._runs.values())
             if mine >= max_creator_runs:
                 raise RunLimitReached(creator)
+        start_at_creation(run, inflight, start_at)
         self._owners[run["run_id"]] = self.instance_id
         self._insert_run(dict(run))
         thread = self._threads.get(run["thread_id"])

@@ -31,6 +31,7 @@ from robyn_server.storage.base import (
     patched_assistant,
     pick_next_run,
     run_creator,
+    start_at_creation,
 )
 from robyn_server.storage.crons_sql import POSTGRES_MIGRATION, PostgresCrons
 from robyn_server.storage.errors import MigrationError, first_line
@@ -586,6 +587,7 @@ class PostgresStorage(PostgresCrons, Storage):
         *,
         reject: bool,
         max_creator_runs: int = 0,
+        start_at: datetime | None = None,
     ) -> list[Record] | None:
         async with self._pool_or_fail.connection() as conn, conn.transaction():
             creator = run_creator(run) if max_creator_runs > 0 else None
@@ -605,6 +607,7 @@ class PostgresStorage(PostgresCrons, Storage):
             inflight = await self._inflight_runs(conn, run["thread_id"])
             if reject and inflight:
                 return None
+            start_at_creation(run, inflight, start_at)
             await conn.execute(rendered(RUN_INSERT, cols=RUN_COLUMNS), [*self._params(RUNS, run), self.instance_id])
             if thread is not None:
                 thread.update(thread_fields)

@@ -34,6 +34,7 @@ from robyn_server.storage.base import (
     patched_assistant,
     pick_next_run,
     run_creator,
+    start_at_creation,
 )
 from robyn_server.storage.crons_sql import SQLITE_MIGRATION, SqliteCrons
 from robyn_server.storage.errors import MigrationError
@@ -626,6 +627,7 @@ class SqliteStorage(SqliteCrons, Storage):
         *,
         reject: bool,
         max_creator_runs: int = 0,
+        start_at: datetime | None = None,
     ) -> list[Record] | None:
         creator = run_creator(run) if max_creator_runs > 0 else None
 
@@ -640,6 +642,7 @@ class SqliteStorage(SqliteCrons, Storage):
                 ).fetchone()[0]
                 if mine >= max_creator_runs:
                     raise RunLimitReached(creator)
+            start_at_creation(run, inflight, start_at)
             db.execute(*self._insert_statement("runs", RUNS, run))
             db.execute("UPDATE runs SET owner = ? WHERE run_id = ?", (self.instance_id, run["run_id"]))
             row = db.execute("SELECT * FROM threads WHERE thread_id = ?", (run["thread_id"],)).fetchone()

@@ -2,7 +2,7 @@
 
 Two kinds of reader, with the same output: synchronous generators driven by Robyn's worker threads wait on a
 `threading.Condition` (no hop onto the event loop per chunk), and asynchronous ones (`aread`, for the request
-guard, which serves streams on its own event loop without holding a thread per stream) wait on a future that
+guard, which serves streams on the event loop without holding a thread per stream) wait on a future that
 `append` resolves through their loop. Either sends everything ready as one chunk.
 """
 

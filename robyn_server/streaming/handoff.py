@@ -2,7 +2,7 @@
 
 Robyn drives a streamed body from one of its blocking threads per in-flight step (about 256 per process), so
 a stream that waits on a model holds a thread the whole time and the 257th open stream waits for a free one.
-The guard, which owns the public port and runs its own event loop, marks every request it forwards with this
+The guard, which owns the public port and serves it on the event loop, marks every request it forwards with this
 process's secret; a handler whose body can be read asynchronously (`LogBody`) then answers Robyn with an empty
 response that names a token, and the guard, seeing the token on the response, writes the status and headers
 itself and streams the body from its loop (chunked, as Robyn would). Without the guard
@@ -128,8 +128,8 @@ class _Pending:
 
 
 _pending: dict[str, _Pending] = {}
-# Robyn's threads offer bodies and the guard's thread takes them: every access to `_pending` holds this lock (a
-# sweep iterating over it while the guard popped a token raised "dictionary changed size during iteration").
+# Robyn's threads offer bodies and the guard, on the event loop, takes them: every access to `_pending` holds this
+# lock (a sweep iterating over it while the guard popped a token raised "dictionary changed size during iteration").
 _pending_lock = threading.Lock()
 
 
