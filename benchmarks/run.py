@@ -755,17 +755,17 @@ def open_scenario(n: int, quick: bool) -> Scenario:
     )
 
 
-def open_levels(quick: bool, errors_at: dict[int, int]) -> int | None:
-    """The next open-streams level: 1,000, then 2,000 (full mode); after errors 250 and 100 instead."""
-    if not errors_at:
+def open_levels(quick: bool, done: dict[int, int]) -> int | None:
+    """The next open-streams level after `done` (level: errors, in order): 1,000 first; in full mode 2,000 if
+    1,000 had no error, else 250 and then 100 while there are errors."""
+    if not done:
         return 1000
     if quick:
         return None
-    failed = [n for n, errors in errors_at.items() if errors]
-    if not failed:
-        return 2000 if 2000 not in errors_at else None
-    nxt = {1000: 250, 2000: None, 250: 100, 100: None}[min(failed)]
-    return None if nxt is None or nxt in errors_at else nxt
+    last, errors = next(reversed(done.items()))
+    if last == 1000:
+        return 250 if errors else 2000
+    return 100 if last == 250 and errors else None
 
 
 # --------------------------------------------------------------------------------------------------- profiling
@@ -1053,7 +1053,7 @@ async def bench_target(
         run_open = "open" in ONLY_SCENARIOS if ONLY_SCENARIOS else name in ("robyn", "reference", "inprocess")
         errors_at: dict[int, int] = {}
         while run_open and (n := open_levels(quick, errors_at)) is not None:
-            if errors_at:  # a fresh server, so runs left over from the level that failed do not count against this one
+            if errors_at:  # a fresh server: runs left over from the level before do not count against this one
                 await target.stop()
                 target = make_target(name)
                 await target.start()

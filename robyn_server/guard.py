@@ -421,4 +421,4 @@ class RequestGuard:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await Connection(self, reader, writer).serve()
 
-        self._server = await asyncio.start_server(handle, sock=self._sock, limit=MAX_HEAD_BYTES)
+        self._server = await asyncio.start_server(handle, sock=self._sock, limit=MAX_HEAD_BYTES)  # kept referenced

@@ -14,7 +14,12 @@ from tests.test_engine_multiprocess import REDIS_URL, redis_unreachable
 
 
 @pytest.fixture
-def r() -> Iterator[redis.Redis]:
+def prefix() -> str:
+    return f"test-append-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def r(prefix: str) -> Iterator[redis.Redis]:
     import os
 
     reason = redis_unreachable()
@@ -23,8 +28,6 @@ def r() -> Iterator[redis.Redis]:
             pytest.fail(f"REQUIRE_POSTGRES=1 (CI) but {reason}")
         pytest.skip(reason)
     client = redis.Redis.from_url(REDIS_URL)
-    prefix = f"test-append-{uuid.uuid4().hex[:10]}"
-    client.prefix = prefix  # type: ignore[attr-defined]
     try:
         yield client
     finally:
@@ -41,8 +44,8 @@ def entries(r: redis.Redis, key: str) -> list[tuple[str, bytes]]:
     return [(fields[b"e"].decode(), fields[b"d"]) for _, fields in r.xrange(key)]
 
 
-def test_a_batch_sent_twice_is_written_once(r: redis.Redis) -> None:
-    run, thread = f"{r.prefix}:run:1", f"{r.prefix}:thread:1"  # type: ignore[attr-defined]
+def test_a_batch_sent_twice_is_written_once(r: redis.Redis, prefix: str) -> None:
+    run, thread = f"{prefix}:run:1", f"{prefix}:thread:1"
     first = ("1700000000000-0", "metadata", b'{"run_id":"1"}', "1700000000000-1", "values", b'{"n":1}')
     append(r, run, thread, "", b"", *first)
     append(r, run, thread, "", b"", *first)  # the answer was lost: sent again
@@ -56,8 +59,8 @@ def test_a_batch_sent_twice_is_written_once(r: redis.Redis) -> None:
     assert 0 < r.ttl(run) <= 60 and 3500 < r.ttl(thread) <= 3600
 
 
-def test_a_run_handed_back_gets_no_end_marker(r: redis.Redis) -> None:
-    run, thread = f"{r.prefix}:run:2", f"{r.prefix}:thread:2"  # type: ignore[attr-defined]
+def test_a_run_handed_back_gets_no_end_marker(r: redis.Redis, prefix: str) -> None:
+    run, thread = f"{prefix}:run:2", f"{prefix}:thread:2"
     append(r, run, thread, "h", b"", "1700000000000-0", "metadata", b"{}")
     assert entries(r, run) == [("metadata", b"{}")]  # the next attempt continues this stream
     assert 0 < r.ttl(run) <= 60

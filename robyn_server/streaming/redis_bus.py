@@ -284,10 +284,7 @@ class RedisBus(EventBus):
                 logger.warning("could not write run events to Redis: %s", exc)
                 for outbox, items, _ in batch:
                     outbox.items[:0] = items
-                later = dict(self._unwritten)  # the closures in `run_writer` hold this dict: refill it in place
-                self._unwritten.clear()
-                self._unwritten.update(dict.fromkeys(outbox for outbox, _, _ in batch))
-                self._unwritten.update(later)
+                self._unwritten.update(dict.fromkeys(outbox for outbox, _, _ in batch))  # each keeps its own order
                 await asyncio.sleep(0.5)
                 self._unwritten_added.set()
                 continue
