@@ -7,6 +7,7 @@ signatures and the `ServerRuntime` it may receive). Static graphs are bound once
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.util
 import sys
@@ -34,6 +35,7 @@ class Persistence(Protocol):
     store: BaseStore
 
 
+@functools.cache
 def system_assistant_id(graph_id: str) -> str:
     return str(uuid.uuid5(ASSISTANT_NAMESPACE, graph_id))
 
@@ -92,7 +94,7 @@ class GraphRegistry:
         # Read at bind time: backends open their checkpointer and store in `setup()`, on the serving loop.
         self.persistence = persistence
         self._graphs: dict[str, LoadedGraph] = {}
-        self._bound: dict[str, Pregel] = {}
+        self._bound: dict[tuple[str, bool], Pregel] = {}
 
     def load(self, specs: list[GraphSpec], base_dir: Path) -> None:
         for spec in specs:
@@ -129,11 +131,12 @@ class GraphRegistry:
         name = getattr(value, "name", None) if isinstance(value, Pregel) else None
         return name if name and name != "LangGraph" else graph_id
 
-    def _bind(self, graph: Any) -> Pregel:
+    def _bind(self, graph: Any, checkpointed: bool = True) -> Pregel:
+        checkpointer = self.persistence.checkpointer if checkpointed else None
         if isinstance(graph, StateGraph):
-            return graph.compile(checkpointer=self.persistence.checkpointer, store=self.persistence.store)
+            return graph.compile(checkpointer=checkpointer, store=self.persistence.store)
         if isinstance(graph, Pregel):
-            return graph.copy(update={"checkpointer": self.persistence.checkpointer, "store": self.persistence.store})
+            return graph.copy(update={"checkpointer": checkpointer, "store": self.persistence.store})
         raise TypeError(f"graph factory returned {type(graph).__name__}, expected a graph")
 
     @contextlib.asynccontextmanager
@@ -144,19 +147,21 @@ class GraphRegistry:
         *,
         access: AccessContext = "threads.read",
         context: Any = None,
+        checkpointed: bool = True,
     ) -> AsyncIterator[Pregel]:
-        """A runnable graph bound to the server's checkpointer and store.
+        """A runnable graph bound to the server's checkpointer and store (`checkpointed=False`: no checkpointer,
+        for a run whose thread is deleted when it ends, as the reference runs them).
 
         A factory is entered for this one use; `access` says why (the reference's `ServerRuntime.access_context`)
         and `context` is the run's context, handed to the factory when it executes a run."""
         loaded = self._graphs[graph_id]
         if not loaded.is_factory:
-            bound = self._bound.get(graph_id)
+            bound = self._bound.get((graph_id, checkpointed))
             if bound is None:
-                bound = self._bound[graph_id] = self._bind(loaded.value)
+                bound = self._bound[(graph_id, checkpointed)] = self._bind(loaded.value, checkpointed)
             yield bound
             return
         assert loaded.call is not None
         store = self.persistence.store
         async with enter_factory(loaded.value, loaded.call, config or {}, access, store, context) as graph:
-            yield self._bind(graph)
+            yield self._bind(graph, checkpointed)

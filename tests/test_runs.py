@@ -175,8 +175,9 @@ def test_default_stream_mode_is_values(http: httpx.Client) -> None:
 
 
 def test_single_modes(http: httpx.Client) -> None:
-    """Each mode alone yields only its own events (after `metadata`)."""
-    expected = {"updates": 3, "values": 4, "custom": 1, "debug": 11, "tasks": 6, "checkpoints": 5}
+    """Each mode alone yields only its own events (after `metadata`); a stateless run keeps no checkpoints, so
+    `debug` has only its task events and `checkpoints` none (the reference's counts, langgraph-api 0.16.7)."""
+    expected = {"updates": 3, "values": 4, "custom": 1, "debug": 6, "tasks": 6, "checkpoints": 0}
     for mode, count in expected.items():
         _, frames = stream(http, "/runs/stream", {"assistant_id": "agent", "input": AGENT_INPUT, "stream_mode": mode})
         assert names(frames) == ["metadata"] + [mode] * count, mode
@@ -505,6 +506,22 @@ def test_stateless_temporary_thread_is_deleted(http: httpx.Client) -> None:
     tid = resp.headers["content-location"].split("/")[2]
     thread = poll(lambda: http.get(f"/threads/{tid}"), lambda r: r.status_code == 200 and r.json()["status"] == "idle")
     assert thread.json()["values"] == {"count": 3, "delay": 0.01}
+
+
+def test_stateless_run_keeps_no_checkpoints(http: httpx.Client) -> None:
+    """A run whose thread goes when it ends runs without a checkpointer, as the reference runs it (checked live
+    against langgraph-api 0.16.7): no `checkpoints` events, its interrupt still reported; `on_completion: keep`
+    keeps a checkpointed thread."""
+    body = {"assistant_id": "interrupt", "input": {"request": "deploy"},
+            "stream_mode": ["checkpoints", "updates", "values"]}  # fmt: skip
+    _, frames = stream(http, "/runs/stream", body)
+    assert names(frames) == ["metadata", "values", "updates", "values"]
+    assert frames[2].data["__interrupt__"][0]["value"] == {"question": "approve deploy?"}
+    _, frames = stream(http, "/runs/stream", {**body, "on_completion": "keep"})
+    assert names(frames).count("checkpoints") >= 2
+    tid = frames[1].data["config"]["configurable"]["thread_id"]
+    state = poll(lambda: http.get(f"/threads/{tid}"), lambda r: r.json()["status"] == "interrupted")
+    assert state.json()["values"] == {"request": "deploy"}
 
 
 def test_runs_batch(http: httpx.Client) -> None:

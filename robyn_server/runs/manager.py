@@ -381,7 +381,11 @@ class RunManager:
                 graph_id = config["configurable"]["graph_id"]
                 async with asyncio.timeout(self.timeout):
                     async with self.registry.graph(
-                        graph_id, config, access="threads.create_run", context=kwargs.get("context")
+                        graph_id,
+                        config,
+                        access="threads.create_run",
+                        context=kwargs.get("context"),
+                        checkpointed=not kwargs.get("temporary"),  # its thread and checkpoints go when it ends
                     ) as graph:
                         graph_input = build_input(kwargs)
                         if attempt > 1 and await self._wrote_checkpoints(graph, config, run_id):

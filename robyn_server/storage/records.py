@@ -27,7 +27,7 @@ def to_utc(value: datetime) -> datetime:
 
 def time_text(value: datetime) -> str:
     """Fixed-width UTC ISO text, so text order equals time order (SQLite stores times as text)."""
-    return to_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    return (value if value.tzinfo is UTC else to_utc(value)).isoformat(timespec="microseconds")
 
 
 def parse_time_text(value: str) -> datetime:
