@@ -10,8 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from psycopg import sql
-
 from robyn_server.storage.base import NextRun, Record
 from robyn_server.storage.crons import _FIXED, CRONS
 from robyn_server.storage.records import json_text, parse_time_text, time_text
@@ -149,6 +147,8 @@ class PostgresCrons:
         sort_by: str,
         sort_order: str,
     ) -> tuple[list[Record], int]:
+        from psycopg import sql
+
         from robyn_server.storage.postgres import _jsonb
 
         where: list[sql.Composable] = []
@@ -168,6 +168,8 @@ class PostgresCrons:
         )
 
     async def cron_claim_due(self, at: datetime, next_run: NextRun, limit: int = 100) -> list[Record]:
+        from psycopg import sql  # here, not at the top: the SQLite storage imports this module too
+
         query = sql.SQL(
             "SELECT * FROM crons WHERE enabled = 'true'::jsonb AND next_run_date <= %s "
             "AND (end_time IS NULL OR end_time >= %s) ORDER BY next_run_date, seq LIMIT %s FOR UPDATE SKIP LOCKED"

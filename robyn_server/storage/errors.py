@@ -8,19 +8,7 @@ import sqlite3
 import sys
 from typing import Any, NoReturn
 
-import psycopg
-import redis.exceptions
-
 logger = logging.getLogger("robyn_server.storage")
-
-# Errors meaning "the database cannot be reached or used right now" (not a bug in the request):
-# a dropped or refused Postgres connection, a pool with no connection to give, a locked SQLite file.
-UNAVAILABLE: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError,
-    sqlite3.OperationalError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-)
 
 
 # Postgres SQLSTATE classes that mean "retry later": connection exceptions, insufficient resources, operator
@@ -30,15 +18,29 @@ _PG_RETRYABLE_CLASSES = ("08", "53", "57", "40")
 _SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "readonly", "disk is full")
 
 
+def _psycopg() -> Any:
+    """psycopg if this process uses it (nothing else raises its errors), else None: the embedded default never
+    imports it, nor redis (a quarter of a second each at start-up)."""
+    return sys.modules.get("psycopg")
+
+
+def _is_redis_error(exc: BaseException, *names: str) -> bool:
+    module = sys.modules.get("redis.exceptions")
+    return module is not None and isinstance(exc, tuple(getattr(module, n) for n in names))
+
+
 def is_unavailable(exc: BaseException) -> bool:
-    """Whether `exc` means the database is away or busy (503, retry) rather than a bug or a permanent error."""
-    if isinstance(exc, psycopg.OperationalError):
+    """Whether `exc` means the database is away or busy (503, retry) rather than a bug or a permanent error:
+    a dropped or refused Postgres connection, a pool with no connection to give, a locked SQLite file, Redis
+    (the event bus) away."""
+    psycopg = _psycopg()
+    if psycopg is not None and isinstance(exc, psycopg.OperationalError):
         state = getattr(exc, "sqlstate", None)  # None: the client lost or never got a connection (PoolTimeout)
         return state is None or state[:2] in _PG_RETRYABLE_CLASSES
     if isinstance(exc, sqlite3.OperationalError):
         message = str(exc).lower()
         return any(marker in message for marker in _SQLITE_UNAVAILABLE)
-    return isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError))  # the event bus
+    return _is_redis_error(exc, "ConnectionError", "TimeoutError")
 
 
 class MigrationError(RuntimeError):
@@ -52,7 +54,7 @@ def first_line(exc: BaseException) -> str:
 
 def unavailable_detail(exc: BaseException) -> str:
     """The `detail` of a 503 answered while the database (or Redis, the event bus) is unavailable."""
-    if isinstance(exc, redis.exceptions.RedisError):
+    if _is_redis_error(exc, "RedisError"):
         return f"Event bus (Redis) unavailable, please retry: {first_line(exc)}"
     return f"Database unavailable, please retry: {first_line(exc)}"
 
@@ -71,9 +73,10 @@ def describe_startup_error(storage: Any, exc: BaseException) -> str:
             if "not a database" in message or "malformed" in message or "corrupt" in message:
                 return f"SQLite database {path} is corrupt or not a SQLite file ({message})"
             return f"cannot open SQLite database {path}: {message}"
-    if isinstance(exc, redis.exceptions.RedisError):
+    if _is_redis_error(exc, "RedisError"):
         return f"cannot use Redis at REDIS_URL: {first_line(exc)}"
-    if kind == "postgres" and isinstance(exc, psycopg.Error):
+    psycopg = _psycopg()
+    if kind == "postgres" and psycopg is not None and isinstance(exc, psycopg.Error):
         try:
             host = psycopg.conninfo.conninfo_to_dict(storage.dsn).get("host", "?")
         except Exception:
