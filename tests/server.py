@@ -22,9 +22,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_ok(
-    proc: subprocess.Popen[bytes], url: str, timeout: float, name: str, log_tail: Callable[[], str]
-) -> None:
+def wait_until_ok(proc: Any, url: str, timeout: float, name: str, log_tail: Callable[[], str]) -> None:
     """Wait until the process at `url` answers `/ok` (RuntimeError with its log when it exits or is too slow)."""
     from tests.waiting import wait_for
 
@@ -42,11 +40,18 @@ def wait_until_ok(
         raise RuntimeError(f"{name} did not start in {timeout}s: {log_tail()}") from None
 
 
+def forking_by_default() -> bool:
+    """Under pytest, servers are forked from a parent that imported LangGraph once (tests/forkserver.py), unless
+    TEST_SERVER_FORK=0; scripts and benchmarks always start a fresh interpreter."""
+    return "pytest" in sys.modules and os.environ.get("TEST_SERVER_FORK", "1") != "0"
+
+
 class ServerProcess:
-    """A `python -m robyn_server` child process; `url` once it answers `/ok`.
+    """A `python -m robyn_server` process; `url` once it answers `/ok`.
 
     Storage is in memory unless `env` says otherwise (ROBYN_SERVER_STORAGE, DATABASE_URL, ...), so tests never
-    write to the project's default SQLite file; an `env` value of None removes that variable.
+    write to the project's default SQLite file; an `env` value of None removes that variable. `fork` (default:
+    under pytest) forks it from tests/forkserver.py instead of starting a new interpreter.
     """
 
     def __init__(
@@ -56,6 +61,7 @@ class ServerProcess:
         port: int | None = None,
         cwd: Path = ROOT,
         wrapper: list[str] | None = None,
+        fork: bool | None = None,
     ) -> None:
         self.port = port or free_port()
         self.wrapper = wrapper or []  # a command the server runs under, e.g. valgrind (benchmarks)
@@ -64,20 +70,29 @@ class ServerProcess:
         self.config = config
         merged: dict[str, str | None] = {**os.environ, "ROBYN_SERVER_STORAGE": "memory", **(env or {})}
         self.env = {k: v for k, v in merged.items() if v is not None}
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Any = None  # a subprocess.Popen, or a ForkedProcess with the same methods
         self.log_path = ROOT / "test-artifacts" / f"server-{self.port}.log"
+        self.fork = forking_by_default() if fork is None else fork
+        if self.wrapper:
+            self.fork = False
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         self.log_path.parent.mkdir(exist_ok=True)
-        log = self.log_path.open("wb")
-        command = [sys.executable, "-m", "robyn_server", "--config", str(self.config), "--port", str(self.port)]
-        self.proc = subprocess.Popen(
-            [*self.wrapper, *command],
-            cwd=self.cwd,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        args = ["--config", str(self.config), "--port", str(self.port)]
+        if self.fork:
+            from tests.forkserver import ForkedProcess, ForkServer
+
+            server = ForkServer.get(str(ROOT))
+            self.proc = ForkedProcess(server, args, self.env, str(self.cwd), str(self.log_path))
+        else:
+            log = self.log_path.open("wb")
+            self.proc = subprocess.Popen(
+                [*self.wrapper, sys.executable, "-m", "robyn_server", *args],
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         try:
             wait_until_ok(self.proc, self.url, timeout, "server", lambda: self.log_path.read_text()[-2000:])
         except RuntimeError:

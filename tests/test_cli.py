@@ -116,6 +116,26 @@ def test_signal_stops_server(sig: signal.Signals) -> None:
         server.stop()
 
 
+def test_forked_and_fresh_servers_answer_and_exit_alike() -> None:
+    """The suite forks its servers from a parent that imported LangGraph once (tests/forkserver.py); a fresh
+    `python -m robyn_server` (what TEST_SERVER_FORK=0 starts) gives the same answer and the same exit status."""
+    body = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "weather in sf?"}]}}
+    forked, fresh = ServerProcess(fork=True).start(), ServerProcess(fork=False).start()
+    try:
+        assert type(fresh.proc) is subprocess.Popen and type(forked.proc) is not subprocess.Popen
+        answers = [httpx.post(f"{s.url}/runs/wait", json=body, timeout=30).json() for s in (forked, fresh)]
+        assert [[m["content"] for m in a["messages"]] for a in answers] == [
+            [m["content"] for m in answers[1]["messages"]]
+        ] * 2
+        assert answers[0]["messages"][-1]["content"] == "The weather in sf is sunny."
+        assert forked.stop(signal.SIGTERM) == fresh.stop(signal.SIGTERM) == 0
+    finally:
+        forked.stop()
+        fresh.stop()
+    killed = [ServerProcess(fork=fork).start().stop(signal.SIGKILL) for fork in (True, False)]
+    assert killed == [-signal.SIGKILL] * 2
+
+
 def test_signal_stops_server_with_running_run() -> None:
     server = ServerProcess(env={"ROBYN_SERVER_SHUTDOWN_GRACE_SECONDS": "1"}).start()
     try:
