@@ -92,14 +92,14 @@ def test_tools_stream_mode(tools_server: httpx.Client) -> None:
     assert [f.event for f in frames] == ["metadata", "tools", "tools", "tools", "tools"]
     events = [f.data for f in frames[1:]]
     # ToolNode runs the two calls side by side, so only each call's own order is fixed.
-    by_call = {call: [e for e in events if e["tool_call_id"] == call] for call in ("call-add", "call-explode")}
-    assert by_call["call-add"][0] == {"event": "tool-started", "tool_call_id": "call-add", "tool_name": "add",
-                                      "input": {"a": 2, "b": 3}}  # fmt: skip
-    assert by_call["call-add"][1]["event"] == "tool-finished" and by_call["call-add"][1]["output"]["content"] == "5"
-    assert by_call["call-explode"][0]["event"] == "tool-started"
-    assert by_call["call-explode"][0]["tool_name"] == "explode"
-    explode_error = {"event": "tool-error", "tool_call_id": "call-explode", "message": "boom: test"}
-    assert by_call["call-explode"][1] == explode_error
-    assert len(by_call["call-add"]) == len(by_call["call-explode"]) == 2
+    added = [e for e in events if e["tool_call_id"] == "call-add"]
+    exploded = [e for e in events if e["tool_call_id"] == "call-explode"]
+    assert [e["event"] for e in added] == ["tool-started", "tool-finished"]
+    assert [e["event"] for e in exploded] == ["tool-started", "tool-error"]
+    assert added[0] == {"event": "tool-started", "tool_call_id": "call-add", "tool_name": "add",
+                        "input": {"a": 2, "b": 3}}  # fmt: skip
+    assert added[1]["output"]["content"] == "5"
+    assert exploded[0]["tool_name"] == "explode"
+    assert exploded[1] == {"event": "tool-error", "tool_call_id": "call-explode", "message": "boom: test"}
     joined = tools_server.post("/runs/stream", json={**body, "stream_mode": "values"})
     assert "tools" not in [f.event for f in parse_sse(joined.content)]
