@@ -587,6 +587,42 @@ async def test_run_create_starts_a_due_run_on_a_free_thread(storage: Storage) ->
     assert (await storage.run_get(delayed["run_id"]) or {})["status"] == "pending"
 
 
+async def test_run_create_stores_a_new_thread_with_its_run(storage: Storage) -> None:
+    """`new_thread`: a thread that does not exist yet is stored by the same step as its first run (started at
+    once, nothing being in flight on it); one that exists meanwhile is kept and takes the usual rules; a run
+    refused by the creator limit leaves no thread behind."""
+    fresh = thread(metadata={"owner": "a"})
+    first = run(fresh["thread_id"], created=1)
+    found = await storage.run_create(first, {"graph_id": "agent"}, {"status": "busy", "updated_at": at(1)},
+                                     reject=True, start_at=at(2), new_thread=fresh)  # fmt: skip
+    assert found == [] and first["status"] == "running"
+    assert await storage.run_get(first["run_id"]) == first
+    stored = {**fresh, "status": "busy", "updated_at": at(1), "metadata": {"owner": "a", "graph_id": "agent"}}
+    assert await storage.thread_get(fresh["thread_id"]) == stored
+    # created by another request meanwhile: kept as it is, and `reject` sees the run in flight on it
+    again = {**fresh, "metadata": {"owner": "b"}, "status": "idle"}
+    second = run(fresh["thread_id"], created=3)
+    assert await storage.run_create(second, {}, {"status": "busy"}, reject=True, new_thread=again) is None
+    assert await storage.run_get(second["run_id"]) is None
+    assert await storage.thread_get(fresh["thread_id"]) == stored
+    third = run(fresh["thread_id"], created=4)
+    found = await storage.run_create(third, {}, {"status": "busy"}, reject=False, start_at=at(4), new_thread=again)
+    assert ids(found or [], "run_id") == [first["run_id"]] and third["status"] == "pending"
+    # at the creator's limit: neither the run nor its new thread is stored
+    await storage.run_put(created_by(fresh["thread_id"], "carol"))
+    refused = thread()
+    with pytest.raises(RunLimitReached):
+        await storage.run_create(created_by(refused["thread_id"], "carol"), {}, {"status": "busy"}, reject=False,
+                                 max_creator_runs=1, new_thread=refused)  # fmt: skip
+    assert await storage.thread_get(refused["thread_id"]) is None
+    allowed = thread()
+    mine = created_by(allowed["thread_id"], "dave")
+    assert await storage.run_create(mine, {}, {"status": "busy"}, reject=False, max_creator_runs=1,
+                                    new_thread=allowed) == []  # fmt: skip
+    assert (await storage.thread_get(allowed["thread_id"]) or {})["status"] == "busy"
+    assert await storage.run_get(mine["run_id"]) == mine
+
+
 async def test_run_create_counts_the_creators_runs_in_flight(backend: Backend) -> None:
     """`max_creator_runs`: a burst of creations by one caller on threads of their own, from two storage
     instances (two processes) at once, stores exactly the maximum; finished runs and other callers don't count."""

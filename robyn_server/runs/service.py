@@ -141,12 +141,10 @@ async def create_run(
     await run_limits.check_run_creation(ctx.storage, identity)  # 429 before anything is stored
 
     temporary = False
-    made_thread = False  # a thread this request created, removed again if storage refuses the run
+    created_thread = None  # a thread to create, stored with the run in one step (and not at all without it)
     if stateless:
         thread_id = str(uuid7())
-        thread = new_thread(thread_id, run_auth.thread_metadata)
-        await ctx.storage.thread_put(thread)
-        made_thread = True
+        thread = created_thread = new_thread(thread_id, run_auth.thread_metadata)
         temporary = body.on_completion == "delete"
     else:
         assert thread_id is not None
@@ -155,9 +153,7 @@ async def create_run(
             raise ApiError(404, NOT_FOUND_DETAIL)
         if thread is None:
             if isinstance(body, RunCreateStateful) and body.if_not_exists == "create":
-                thread = new_thread(thread_id, run_auth.thread_metadata)
-                await ctx.storage.thread_put(thread)
-                made_thread = True
+                thread = created_thread = new_thread(thread_id, run_auth.thread_metadata)
             else:
                 raise ApiError(404, NOT_FOUND_DETAIL)
 
@@ -216,7 +212,7 @@ async def create_run(
     if trace_context:  # the request's trace parent (ids only), for the process that executes the run
         run["kwargs"]["trace_context"] = trace_context
     # One atomic step: the thread's in-flight runs are read and the run stored under one lock, so `reject`
-    # and enqueue order hold however many requests and processes race.
+    # and enqueue order hold however many requests and processes race; a new thread is stored in the same step.
     # The caller's in-flight runs are counted in the same step (max_creator_runs), so a burst of creations by
     # one caller, on any threads and processes, never exceeds the limit.
     try:
@@ -231,10 +227,9 @@ async def create_run(
             reject=strategy == "reject",
             max_creator_runs=run_limits.max_creator_runs(identity),
             start_at=now() if ctx.runs.starts_at_creation else None,
+            new_thread=created_thread,
         )
     except RunLimitReached:
-        if made_thread:
-            await ctx.storage.thread_delete(thread_id)
         raise run_limits.too_many_runs(identity or "") from None
     if previous is None:
         raise ApiError(409, BUSY_DETAIL)

@@ -64,6 +64,11 @@ def start_at_creation(run: Record, inflight: list[Record], at: datetime | None) 
         run.update({"status": "running", "updated_at": at})
 
 
+def thread_for_run(thread: Record, thread_fields: dict[str, Any], thread_metadata: dict[str, Any]) -> Record:
+    """The thread as `run_create` leaves it: `thread_fields` set and `thread_metadata` merged into its metadata."""
+    return {**thread, **thread_fields, "metadata": {**(thread.get("metadata") or {}), **thread_metadata}}
+
+
 def pick_next_run(runs: list[Record], at: datetime) -> tuple[Record | None, datetime | None]:
     """The run a free thread starts next: the oldest due `pending` run (enqueue order), none while a run of the
     thread is `running`. Also returns when the earliest not-yet-due run becomes due (to set a timer)."""
@@ -214,10 +219,14 @@ class Storage(ABC):
         reject: bool,
         max_creator_runs: int = 0,
         start_at: datetime | None = None,
+        new_thread: Record | None = None,
     ) -> list[Record] | None:
         """In one transaction that locks the thread: read its `pending`/`running` runs; with `reject` and any
         found, store nothing and return None; else store `run` (owned by this instance), merge
         `thread_metadata` into the thread's metadata, set `thread_fields`, and return the runs found.
+        With `new_thread` (the run's thread when the caller found none), the thread is inserted by the same
+        transaction when it still does not exist (then with nothing in flight; an existing one is kept), so a
+        new thread and its first run are stored together or not at all.
         With `start_at` (this instance executes runs), a due run on a thread with none in flight is stored
         `running` instead of `pending` (`start_at_creation`, which updates `run`).
         With `max_creator_runs` > 0 and a creator (`run_creator`), the creator's `pending`/`running` runs on

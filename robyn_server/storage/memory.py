@@ -15,6 +15,7 @@ from robyn_server.storage.base import (
     pick_next_run,
     run_creator,
     start_at_creation,
+    thread_for_run,
 )
 from robyn_server.storage.checkpoint_metadata import MemoryCheckpointer
 from robyn_server.storage.crons import MemoryCrons
@@ -222,6 +223,7 @@ class MemoryStorage(MemoryCrons, Storage):
         reject: bool,
         max_creator_runs: int = 0,
         start_at: datetime | None = None,
+        new_thread: Record | None = None,
     ) -> list[Record] | None:
         # no await from the count to the insert: one step of the event loop, so atomic in this process
         inflight = [dict(r) for r in self._thread_runs(run["thread_id"]) if r["status"] in ("pending", "running")]
@@ -236,9 +238,10 @@ class MemoryStorage(MemoryCrons, Storage):
         self._owners[run["run_id"]] = self.instance_id
         self._insert_run(dict(run))
         thread = self._threads.get(run["thread_id"])
+        if thread is None and new_thread is not None:
+            thread = self._threads[run["thread_id"]] = dict(new_thread)
         if thread is not None:
-            thread.update(thread_fields)
-            thread["metadata"] = {**(thread.get("metadata") or {}), **thread_metadata}
+            thread.update(thread_for_run(thread, thread_fields, thread_metadata))
         inflight.sort(key=lambda r: r["created_at"])
         return inflight
 

@@ -32,6 +32,7 @@ from robyn_server.storage.base import (
     pick_next_run,
     run_creator,
     start_at_creation,
+    thread_for_run,
 )
 from robyn_server.storage.crons_sql import POSTGRES_MIGRATION, PostgresCrons
 from robyn_server.storage.errors import MigrationError, first_line
@@ -108,6 +109,13 @@ RUN_COLUMNS = tuple(RUNS.names)
 RUN_INSERT = "INSERT INTO runs ({cols}, owner) VALUES ({cols_params}, %s)"
 RUN_START = RUN_INSERT + " ON CONFLICT (run_id) DO UPDATE SET {cols_sets}, owner = EXCLUDED.owner"
 RUN_PUT = RUN_INSERT + " ON CONFLICT (run_id) DO UPDATE SET {cols_sets}, owner = COALESCE(runs.owner, EXCLUDED.owner)"
+# A new thread and its first run in one statement: the run is inserted only if the thread was (a thread that
+# exists already takes the locking path of `run_create`). `{t}` are the threads' columns.
+THREAD_INSERT_IF_NEW = "INSERT INTO threads ({t}) VALUES ({t_params}) ON CONFLICT (thread_id) DO NOTHING"
+RUN_INSERT_WITH_THREAD = (
+    f"WITH t AS ({THREAD_INSERT_IF_NEW} RETURNING 1) "
+    "INSERT INTO runs ({cols}, owner) SELECT {cols_params}, %s WHERE EXISTS (SELECT 1 FROM t)"
+)
 
 
 @functools.cache
@@ -588,9 +596,24 @@ class PostgresStorage(PostgresCrons, Storage):
         reject: bool,
         max_creator_runs: int = 0,
         start_at: datetime | None = None,
+        new_thread: Record | None = None,
     ) -> list[Record] | None:
+        creator = run_creator(run) if max_creator_runs > 0 else None
+        if new_thread is not None and creator is None:
+            # the common stateless run: one statement, no lock to take (nothing else knows the thread yet)
+            started = dict(run)
+            start_at_creation(started, [], start_at)
+            thread = thread_for_run(new_thread, thread_fields, thread_metadata)
+            async with self._pool_or_fail.connection() as conn:
+                cur = await conn.execute(
+                    rendered(RUN_INSERT_WITH_THREAD, t=tuple(THREADS.names), cols=RUN_COLUMNS),
+                    [*self._params(THREADS, thread), *self._params(RUNS, started), self.instance_id],
+                )
+            if cur.rowcount == 1:
+                run.update(started)
+                return []
+            new_thread = None  # it exists: the locking path, as without it
         async with self._pool_or_fail.connection() as conn, conn.transaction():
-            creator = run_creator(run) if max_creator_runs > 0 else None
             if creator is not None:
                 # the creator's lock first, then the thread's (no other transaction takes creator locks), held
                 # to commit: creations by one user are counted one at a time across every process
@@ -603,6 +626,11 @@ class PostgresStorage(PostgresCrons, Storage):
                 row = await cur.fetchone()
                 if row is not None and row["n"] >= max_creator_runs:
                     raise RunLimitReached(creator)
+            if new_thread is not None:
+                await conn.execute(
+                    rendered(THREAD_INSERT_IF_NEW, t=tuple(THREADS.names)),
+                    self._params(THREADS, thread_for_run(new_thread, thread_fields, thread_metadata)),
+                )
             thread = await self._lock_thread(conn, run["thread_id"])
             inflight = await self._inflight_runs(conn, run["thread_id"])
             if reject and inflight:
@@ -610,9 +638,7 @@ class PostgresStorage(PostgresCrons, Storage):
             start_at_creation(run, inflight, start_at)
             await conn.execute(rendered(RUN_INSERT, cols=RUN_COLUMNS), [*self._params(RUNS, run), self.instance_id])
             if thread is not None:
-                thread.update(thread_fields)
-                thread["metadata"] = {**(thread.get("metadata") or {}), **thread_metadata}
-                await self._upsert(conn, "threads", THREADS, thread)
+                await self._upsert(conn, "threads", THREADS, thread_for_run(thread, thread_fields, thread_metadata))
             return inflight
 
     async def run_start_next(self, thread_id: str, owner: str, at: datetime) -> tuple[Record | None, datetime | None]:

@@ -35,6 +35,7 @@ from robyn_server.storage.base import (
     pick_next_run,
     run_creator,
     start_at_creation,
+    thread_for_run,
 )
 from robyn_server.storage.crons_sql import SQLITE_MIGRATION, SqliteCrons
 from robyn_server.storage.errors import MigrationError
@@ -343,10 +344,12 @@ class SqliteStorage(SqliteCrons, Storage):
         """Insert or replace by key, keeping the row's `seq` (its original insertion position)."""
         db.execute(*self._upsert_statement(table, layout, record))
 
-    def _insert_statement(self, table: str, layout: Layout, record: Record) -> tuple[str, list[Any]]:
+    def _insert_statement(
+        self, table: str, layout: Layout, record: Record, verb: str = "INSERT"
+    ) -> tuple[str, list[Any]]:
         names = layout.names
         return (
-            f"INSERT INTO {table} ({', '.join(map(_quoted, names))}) VALUES ({', '.join('?' * len(names))})",
+            f"{verb} INTO {table} ({', '.join(map(_quoted, names))}) VALUES ({', '.join('?' * len(names))})",
             self._params(layout, record),
         )
 
@@ -628,11 +631,17 @@ class SqliteStorage(SqliteCrons, Storage):
         reject: bool,
         max_creator_runs: int = 0,
         start_at: datetime | None = None,
+        new_thread: Record | None = None,
     ) -> list[Record] | None:
         creator = run_creator(run) if max_creator_runs > 0 else None
+        created = None if new_thread is None else thread_for_run(new_thread, thread_fields, thread_metadata)
 
         def create(db: sqlite3.Connection) -> list[Record] | None:
-            inflight = self._inflight_runs(db, run["thread_id"])
+            # a thread inserted here is new: nothing can be in flight on it
+            fresh = created is not None and (
+                db.execute(*self._insert_statement("threads", THREADS, created, "INSERT OR IGNORE")).rowcount == 1
+            )
+            inflight = [] if fresh else self._inflight_runs(db, run["thread_id"])
             if reject and inflight:
                 return None
             if creator is not None:
@@ -645,10 +654,11 @@ class SqliteStorage(SqliteCrons, Storage):
             start_at_creation(run, inflight, start_at)
             db.execute(*self._insert_statement("runs", RUNS, run))
             db.execute("UPDATE runs SET owner = ? WHERE run_id = ?", (self.instance_id, run["run_id"]))
+            if fresh:
+                return inflight
             row = db.execute("SELECT * FROM threads WHERE thread_id = ?", (run["thread_id"],)).fetchone()
             if row is not None:
-                thread = {**self._record(THREADS, row), **thread_fields}
-                thread["metadata"] = {**(thread.get("metadata") or {}), **thread_metadata}
+                thread = thread_for_run(self._record(THREADS, row), thread_fields, thread_metadata)
                 db.execute(*self._upsert_statement("threads", THREADS, thread))
             return inflight
 
