@@ -172,15 +172,26 @@ def allow_connections(dbname: str, allow: bool) -> None:
 
 
 def terminate_connections(dbname: str) -> None:
-    """Kill every open connection to a test database (its pools see dead connections)."""
-    from psycopg import sql
+    """Kill every open connection to a test database (its pools see dead connections), and return once those
+    backends have exited: `pg_terminate_backend` only signals them, and a connection used before its backend
+    has gone fails in the middle of a request instead of being found dead at checkout."""
+    import psycopg
 
-    postgres_admin(
-        sql.SQL(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
-        ),
-        (dbname,),
-    )
+    from tests.waiting import wait_for
+
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        killed = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)
+            ).fetchall()
+        ]
+        for pid in killed:
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        wait_for(
+            lambda: not conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", (killed,)).fetchone(),
+            "the terminated backends to exit",
+        )
 
 
 def drop_database(dsn: str) -> None:
