@@ -256,7 +256,10 @@ class RunManager:
 
     async def _start(self, run: Record) -> None:
         kwargs = run["kwargs"]
-        log = await self.bus.run_writer(run["run_id"], bool(kwargs.get("resumable")), run["thread_id"])
+        # a first attempt never ran before: no events of an earlier one to follow (every retry increases it)
+        log = await self.bus.run_writer(
+            run["run_id"], bool(kwargs.get("resumable")), run["thread_id"], resumed=run_attempt(run) > 1
+        )
         execution = Execution(run=run, log=log)
         self._executing[run["run_id"]] = execution
         early = self._early_cancels.pop(run["run_id"], None)

@@ -68,8 +68,9 @@ class EventBus:
         return {}
 
     # run streams --------------------------------------------------------------------------
-    async def run_writer(self, run_id: str, resumable: bool, thread_id: str) -> EventLog:
-        """The log the worker executing `run_id` appends to (created on first use)."""
+    async def run_writer(self, run_id: str, resumable: bool, thread_id: str, *, resumed: bool = True) -> EventLog:
+        """The log the worker executing `run_id` appends to (created on first use); `resumed`: an earlier attempt
+        of the run may have written events, which this one's ids must follow."""
         log = self._runs.get(run_id)
         if log is None:
             log = self._runs[run_id] = EventLog(resumable)

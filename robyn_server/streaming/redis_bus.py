@@ -242,10 +242,10 @@ class RedisBus(EventBus):
         return stats
 
     # run streams: writing -----------------------------------------------------------------
-    async def run_writer(self, run_id: str, resumable: bool, thread_id: str) -> EventLog:
+    async def run_writer(self, run_id: str, resumable: bool, thread_id: str, *, resumed: bool = True) -> EventLog:
         log = await super().run_writer(run_id, resumable, thread_id)
         run_key = self._run_key(run_id)
-        last = await self._r.xrevrange(run_key, count=1)
+        last = await self._r.xrevrange(run_key, count=1) if resumed else None
         if last:  # a resumed attempt: continue after the events of the earlier one
             key = parse_event_id(last[0][0].decode())
             if key is not None:
