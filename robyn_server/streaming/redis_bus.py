@@ -370,8 +370,10 @@ class RedisBus(EventBus):
         if finishing is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finishing.done.wait(), FORGET_WAIT_SECONDS)
-        await self._r.delete(self._thread_key(thread_id), self._protocol_key(thread_id))
-        await self._r.publish(self._control, serde.dumps({"type": "forget", "thread_id": thread_id}))
+        pipe = self._r.pipeline(transaction=False)  # one round trip
+        pipe.delete(self._thread_key(thread_id), self._protocol_key(thread_id))
+        pipe.publish(self._control, serde.dumps({"type": "forget", "thread_id": thread_id}))
+        await pipe.execute()
 
     def _forget_here(self, thread_id: str) -> None:
         for key in (self._thread_key(thread_id), self._protocol_key(thread_id)):
