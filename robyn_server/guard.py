@@ -49,6 +49,9 @@ logger = logging.getLogger("robyn_server.guard")
 KNOWN_METHODS = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", b"DELETE", b"OPTIONS"})
 MAX_HEAD_BYTES = 64 * 1024
 CHUNK = 64 * 1024
+# Connections the kernel may hold before they are accepted (it caps this at net.core.somaxconn): 2,000 clients
+# connecting within a second overflowed 1,024 while the loop was busy, and the ones dropped were reset.
+LISTEN_BACKLOG = 8192
 REASONS = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
            413: "Content Too Large", 431: "Request Header Fields Too Large", 502: "Bad Gateway"}  # fmt: skip
 
@@ -407,7 +410,7 @@ class RequestGuard:
         if os.environ.get(CHILD_ENV) == "1":  # `--processes N`: the siblings share the port (the kernel balances)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        sock.listen(1024)
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
         self._sock = sock
         with socket.socket() as probe:
