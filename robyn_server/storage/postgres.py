@@ -599,20 +599,20 @@ class PostgresStorage(PostgresCrons, Storage):
         new_thread: Record | None = None,
     ) -> list[Record] | None:
         creator = run_creator(run) if max_creator_runs > 0 else None
-        if new_thread is not None and creator is None:
+        created = None if new_thread is None else thread_for_run(new_thread, thread_fields, thread_metadata)
+        if created is not None and creator is None:
             # the common stateless run: one statement, no lock to take (nothing else knows the thread yet)
             started = dict(run)
             start_at_creation(started, [], start_at)
-            thread = thread_for_run(new_thread, thread_fields, thread_metadata)
             async with self._pool_or_fail.connection() as conn:
                 cur = await conn.execute(
                     rendered(RUN_INSERT_WITH_THREAD, t=tuple(THREADS.names), cols=RUN_COLUMNS),
-                    [*self._params(THREADS, thread), *self._params(RUNS, started), self.instance_id],
+                    [*self._params(THREADS, created), *self._params(RUNS, started), self.instance_id],
                 )
             if cur.rowcount == 1:
                 run.update(started)
                 return []
-            new_thread = None  # it exists: the locking path, as without it
+            created = None  # it exists: the locking path, as without it
         async with self._pool_or_fail.connection() as conn, conn.transaction():
             if creator is not None:
                 # the creator's lock first, then the thread's (no other transaction takes creator locks), held
@@ -626,13 +626,14 @@ class PostgresStorage(PostgresCrons, Storage):
                 row = await cur.fetchone()
                 if row is not None and row["n"] >= max_creator_runs:
                     raise RunLimitReached(creator)
-            if new_thread is not None:
-                await conn.execute(
-                    rendered(THREAD_INSERT_IF_NEW, t=tuple(THREADS.names)),
-                    self._params(THREADS, thread_for_run(new_thread, thread_fields, thread_metadata)),
+            fresh = False  # a thread inserted here is new: nothing to lock or read, nothing in flight on it
+            if created is not None:
+                cur = await conn.execute(
+                    rendered(THREAD_INSERT_IF_NEW, t=tuple(THREADS.names)), self._params(THREADS, created)
                 )
-            thread = await self._lock_thread(conn, run["thread_id"])
-            inflight = await self._inflight_runs(conn, run["thread_id"])
+                fresh = cur.rowcount == 1
+            thread = None if fresh else await self._lock_thread(conn, run["thread_id"])
+            inflight = [] if fresh else await self._inflight_runs(conn, run["thread_id"])
             if reject and inflight:
                 return None
             start_at_creation(run, inflight, start_at)
