@@ -34,6 +34,9 @@ async def test_runs_record_their_owner_and_can_be_claimed_once(storage: Storage)
     assert await storage.run_claim(uid(), None, "other") is False
     owners = {r["run_id"]: owner for r, owner in await storage.run_list_inflight()}
     assert owners[running["run_id"]] == "other"
+    assert await storage.run_owner(running["run_id"]) == "other"
+    assert await storage.run_owner(done["run_id"]) == storage.instance_id
+    assert await storage.run_owner(uid()) is None
     # updates keep the owner; put of an existing run does not steal it
     await storage.run_update(running["run_id"], {"status": "pending"})
     await storage.run_put({**running, "status": "pending"})
@@ -41,6 +44,7 @@ async def test_runs_record_their_owner_and_can_be_claimed_once(storage: Storage)
     assert owners[running["run_id"]] == "other"
     await storage.thread_delete(t["thread_id"])
     assert await storage.run_list_inflight() == []
+    assert await storage.run_owner(running["run_id"]) is None
 
 
 async def test_instances_heartbeat_and_forget(storage: Storage) -> None:

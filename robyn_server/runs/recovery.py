@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 from robyn_server import serde
 from robyn_server.config import env_float
 from robyn_server.context import ServerContext
+from robyn_server.runs.liveness import HOST, instance_timeout, live_instances
 from robyn_server.runs.manager import now, run_attempt
 from robyn_server.schemas import MAX_TTL_MINUTES
 from robyn_server.storage.base import Record
@@ -52,40 +52,11 @@ class Upkeep:
     """Timings of the background loop (environment overrides exist for tests and tuning)."""
 
     heartbeat_seconds: float = field(default_factory=lambda: env_float("ROBYN_SERVER_HEARTBEAT_SECONDS", 5.0))
-    instance_timeout: float = field(default_factory=lambda: env_float("ROBYN_SERVER_INSTANCE_TIMEOUT_SECONDS", 30.0))
+    instance_timeout: float = field(default_factory=instance_timeout)
     ttl_sweep_seconds: float = field(default_factory=lambda: env_float("ROBYN_SERVER_TTL_SWEEP_SECONDS", 60.0))
 
 
-HOST = socket.gethostname()
 _tasks: set[asyncio.Task[None]] = set()
-
-
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-async def _live_instances(ctx: ServerContext, stale_after: float) -> set[str]:
-    """Instance ids that may still be running; dead ones are forgotten on the way."""
-    storage = ctx.storage
-    me = storage.instance_id
-    stale_before = now() - timedelta(seconds=stale_after)
-    live = {me}
-    for inst in await storage.instance_list():
-        iid = inst["instance_id"]
-        if iid == me:
-            continue
-        dead_here = inst["host"] == HOST and (inst["pid"] == os.getpid() or not _pid_exists(int(inst["pid"])))
-        if dead_here or inst["heartbeat_at"] < stale_before:
-            await storage.instance_forget(iid)
-        else:
-            live.add(iid)
-    return live
 
 
 async def _settle_thread(ctx: ServerContext, thread_id: str, error: dict[str, str] | None) -> None:
@@ -134,7 +105,7 @@ async def recover_orphaned_runs(ctx: ServerContext, upkeep: Upkeep | None = None
     upkeep = upkeep or Upkeep()
     storage = ctx.storage
     me = storage.instance_id
-    live = await _live_instances(ctx, upkeep.instance_timeout)
+    live = await live_instances(storage, upkeep.instance_timeout)
     failed: dict[str, dict[str, str]] = {}
     requeued: list[str] = []
     touched: set[str] = set()

@@ -262,6 +262,10 @@ class Storage(ABC):
         """`pending` and `running` runs, oldest first, each with the instance id of the process that owns it."""
 
     @abstractmethod
+    async def run_owner(self, run_id: str) -> str | None:
+        """The instance id of the process that owns the run (None: nobody, or no such run)."""
+
+    @abstractmethod
     async def run_claim(self, run_id: str, owner: str | None, new_owner: str) -> bool:
         """Move a run from `owner` to `new_owner` if `owner` still holds it (compare-and-set)."""
 

@@ -287,6 +287,9 @@ class MemoryStorage(MemoryCrons, Storage):
         inflight.sort(key=lambda r: r["created_at"])
         return [(dict(r), self._owners.get(r["run_id"])) for r in inflight]
 
+    async def run_owner(self, run_id: str) -> str | None:
+        return self._owners.get(run_id) if run_id in self._runs else None
+
     async def run_claim(self, run_id: str, owner: str | None, new_owner: str) -> bool:
         if run_id not in self._runs or self._owners.get(run_id) != owner:
             return False

@@ -703,6 +703,12 @@ class PostgresStorage(PostgresCrons, Storage):
             rows = await cur.fetchall()
         return [(self._record(RUNS, row), row["owner"]) for row in rows]
 
+    async def run_owner(self, run_id: str) -> str | None:
+        async with self._pool_or_fail.connection() as conn:
+            cur = await conn.execute("SELECT owner FROM runs WHERE run_id = %s", (run_id,))
+            row = await cur.fetchone()
+        return row["owner"] if row else None
+
     async def run_claim(self, run_id: str, owner: str | None, new_owner: str) -> bool:
         async with self._pool_or_fail.connection() as conn:
             cur = await conn.execute(

@@ -717,6 +717,10 @@ class SqliteStorage(SqliteCrons, Storage):
         )
         return [(self._record(RUNS, row), row["owner"]) for row in rows]
 
+    async def run_owner(self, run_id: str) -> str | None:
+        rows = await self._stmt("SELECT owner FROM runs WHERE run_id = ?", (run_id,), write=False)
+        return rows[0]["owner"] if rows else None
+
     async def run_claim(self, run_id: str, owner: str | None, new_owner: str) -> bool:
         claimed = await self._stmt(
             "UPDATE runs SET owner = ? WHERE run_id = ? AND owner IS ? RETURNING run_id",
