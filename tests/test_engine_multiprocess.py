@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -323,6 +324,15 @@ async def test_three_replicas_behave_as_one(shared_env: dict[str, str]) -> None:
             server.stop()
 
 
+def _slow_run_running(http: httpx.Client, delay: float) -> tuple[str, str]:
+    """A new thread with a `slow` run on it (a step every `delay` seconds), once the run is `running`."""
+    tid = http.post("/threads", json={}).json()["thread_id"]
+    rid = http.post(f"/threads/{tid}/runs", json={"assistant_id": SLOW,
+                    "input": {"delay": delay, "count": 0}}).json()["run_id"]  # fmt: skip
+    wait_for(lambda: http.get(f"/threads/{tid}/runs/{rid}").json()["status"] == "running", "the run to start")
+    return tid, rid
+
+
 def test_sigkill_of_the_worker_resumes_the_run_elsewhere(replicas: tuple[ServerProcess, ServerProcess]) -> None:
     victim, survivor = replicas
     with httpx.Client(base_url=victim.url, timeout=30) as on_victim:
@@ -341,15 +351,38 @@ def test_sigkill_of_the_worker_resumes_the_run_elsewhere(replicas: tuple[ServerP
         assert thread["values"]["count"] == 3  # resumed from its checkpoint: the first step did not run again
 
 
+def test_cancel_on_b_of_a_run_whose_process_was_killed(shared_env: dict[str, str]) -> None:
+    # no upkeep pass during the test: only the cancel itself can take the run over
+    env = {**shared_env, "ROBYN_SERVER_HEARTBEAT_SECONDS": "600"}
+    victim, survivor = ServerProcess(env=env).start(), ServerProcess(env=env).start()
+    pool = ThreadPoolExecutor(1)
+    try:
+        with httpx.Client(base_url=victim.url, timeout=30) as on_victim:
+            tid, rid = _slow_run_running(on_victim, 30)
+        victim.stop(signal.SIGKILL)
+        with httpx.Client(base_url=survivor.url, timeout=30) as http:
+            # a reader joining on B as the cancel lands: its stream (the dead worker's events, via Redis) ends
+            joined = pool.submit(http.get, f"/threads/{tid}/runs/{rid}/stream", headers={"Last-Event-ID": "-"})
+            assert http.post(f"/threads/{tid}/runs/{rid}/cancel").status_code == 202
+            assert http.get(f"/threads/{tid}/runs/{rid}").json()["status"] == "interrupted"  # at once
+            assert http.get(f"/threads/{tid}").json()["status"] in ("idle", "interrupted")
+            ended = joined.result(timeout=30)
+            assert ended.status_code == 200 and "event: metadata" in ended.text
+            follow = http.post(f"/threads/{tid}/runs/wait", json={"assistant_id": SLOW,
+                               "input": {"delay": 0.01, "count": 0}})  # fmt: skip
+            assert follow.status_code == 200 and follow.json()["count"] == 3
+    finally:
+        victim.stop()
+        survivor.stop()  # ends a join left open by a failure above, so the pool's thread returns
+        pool.shutdown()
+
+
 def test_sigterm_drains_running_runs(shared_env: dict[str, str]) -> None:
     env = {**shared_env, "ROBYN_SERVER_SHUTDOWN_GRACE_SECONDS": "30"}
     a = ServerProcess(env=env).start()
     try:
         with httpx.Client(base_url=a.url, timeout=30) as http:
-            tid = http.post("/threads", json={}).json()["thread_id"]
-            rid = http.post(f"/threads/{tid}/runs", json={"assistant_id": SLOW,
-                            "input": {"delay": 0.5, "count": 0}}).json()["run_id"]  # fmt: skip
-            wait_for(lambda: http.get(f"/threads/{tid}/runs/{rid}").json()["status"] == "running", "the run start")
+            tid, rid = _slow_run_running(http, 0.5)
         assert a.stop(signal.SIGTERM, timeout=60) == 0
         b = ServerProcess(env=env).start()
         try:
@@ -369,10 +402,7 @@ def test_sigterm_hands_long_runs_back_to_the_queue(shared_env: dict[str, str]) -
     b = ServerProcess(env=env).start()
     try:
         with httpx.Client(base_url=a.url, timeout=30) as http:
-            tid = http.post("/threads", json={}).json()["thread_id"]
-            rid = http.post(f"/threads/{tid}/runs", json={"assistant_id": SLOW,
-                            "input": {"delay": 1.5, "count": 0}}).json()["run_id"]  # fmt: skip
-            wait_for(lambda: http.get(f"/threads/{tid}/runs/{rid}").json()["status"] == "running", "the run start")
+            tid, rid = _slow_run_running(http, 1.5)
         assert a.stop(signal.SIGTERM, timeout=60) == 0
         with httpx.Client(base_url=b.url, timeout=30) as http:
             run = wait_for(lambda: (r := http.get(f"/threads/{tid}/runs/{rid}").json())["status"] == "success" and r,

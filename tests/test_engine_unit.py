@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from langchain_core.utils.uuid import uuid7
 from robyn_server.config import apply_config_environment, load_config
 from robyn_server.graphs import GraphRegistry
 from robyn_server.runs.manager import RunManager, now
+from robyn_server.runs.recovery import recover_orphaned_runs
 from robyn_server.runs.service import new_thread
 from robyn_server.storage.memory import MemoryStorage
 from tests.server import TEST_CONFIG
@@ -40,7 +43,8 @@ async def _thread(manager: RunManager) -> str:
     return tid
 
 
-async def _run(manager: RunManager, tid: str, delay: float = 0.05, after: float = 0) -> Any:
+async def _stored_run(manager: RunManager, tid: str, delay: float = 0.05, after: float = 0) -> dict[str, Any]:
+    """A `slow` run stored `pending` on the thread (what the create route stores), not started."""
     created = now()
     run_id = str(uuid7())
     run = {
@@ -54,7 +58,11 @@ async def _run(manager: RunManager, tid: str, delay: float = 0.05, after: float 
     }  # fmt: skip
     previous = await manager.storage.run_create(run, {"graph_id": "slow"}, {"status": "busy"}, reject=False)
     assert previous is not None
-    return await manager.submitted(run, resumable=False)
+    return run
+
+
+async def _run(manager: RunManager, tid: str, delay: float = 0.05, after: float = 0) -> Any:
+    return await manager.submitted(await _stored_run(manager, tid, delay, after), resumable=False)
 
 
 async def _settled(manager: RunManager, tid: str) -> None:
@@ -142,3 +150,52 @@ async def test_delayed_run_does_not_hold_back_later_runs(engine: RunManager) -> 
     assert (await engine.storage.run_get(delayed.run_id))["status"] == "pending"
     with contextlib.suppress(Exception):
         await engine.cancel(delayed.run_id, "interrupt")
+
+
+async def _running_elsewhere(manager: RunManager, tid: str, *, owner_alive: bool) -> str:
+    """A run stored `running` and owned by another server process (`other`), which this one never executes:
+    `other`'s heartbeat is fresh (alive) or an hour old (gone, its lease lapsed, not yet recovered)."""
+    run_id = (await _stored_run(manager, tid, delay=0.01))["run_id"]
+    storage = manager.storage
+    await storage.run_update(run_id, {"status": "running"})
+    assert await storage.run_claim(run_id, storage.instance_id, "other")
+    beat = now() if owner_alive else now() - timedelta(hours=1)
+    await storage.instance_beat("other", "another-host", 4242, beat)
+    return run_id
+
+
+@pytest.mark.parametrize("action", ["interrupt", "rollback"])
+async def test_cancel_of_a_run_whose_process_is_gone(engine: RunManager, action: str) -> None:
+    tid = await _thread(engine)
+    run_id = await _running_elsewhere(engine, tid, owner_alive=False)
+    # nobody executes it: the cancel takes it over and ends it at once, instead of a later recovery resuming it
+    assert await engine.cancel(run_id, action)
+    stored = await engine.storage.run_get(run_id)
+    if action == "rollback":
+        assert stored is None
+    else:
+        assert stored["status"] == "interrupted"
+        assert await engine.storage.run_owner(run_id) == engine.me
+    await _settled(engine, tid)
+    assert not await engine.cancel(run_id, action)  # already ended
+    after = await _run(engine, tid, delay=0.01)
+    async with asyncio.timeout(30):
+        await asyncio.to_thread(after.log.wait_closed, 30)
+    assert (await engine.storage.run_get(after.run_id))["status"] == "success"
+    await _settled(engine, tid)
+
+
+async def test_cancel_while_the_owners_lease_lapses(engine: RunManager) -> None:
+    tid = await _thread(engine)
+    run_id = await _running_elsewhere(engine, tid, owner_alive=True)
+    # its process is alive: the cancel goes to it over the bus and the run is left to it
+    assert await engine.cancel(run_id, "interrupt")
+    assert (await engine.storage.run_get(run_id))["status"] == "running"
+    assert await engine.storage.run_owner(run_id) == "other"
+    # then that process dies before acting on it; its heartbeat goes stale and recovery takes the run over:
+    # the cancel heard meanwhile still applies, so the run is not resumed to the end
+    await engine.storage.instance_beat("other", "another-host", 4242, now() - timedelta(hours=1))
+    recovered = await recover_orphaned_runs(SimpleNamespace(storage=engine.storage, runs=engine))  # type: ignore[arg-type]
+    assert recovered["requeued"] == [run_id]
+    await _settled(engine, tid)
+    assert (await engine.storage.run_get(run_id))["status"] == "interrupted"

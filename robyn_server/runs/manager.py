@@ -28,7 +28,7 @@ from robyn_server.auth.context import AuthUser, set_current_user
 from robyn_server.checkpoints import drop_run_checkpoints
 from robyn_server.graphs import GraphRegistry
 from robyn_server.ops import observe
-from robyn_server.runs import credentials
+from robyn_server.runs import credentials, liveness
 from robyn_server.runs.credentials import execution_config
 from robyn_server.runs.driver import build_input, stream_graph
 from robyn_server.runs.errors import error_payload
@@ -295,9 +295,47 @@ class RunManager:
             await self.storage.run_update(run_id, {"cancel_reason": reason})
         if run_id in self._executing:
             await self._on_cancel(run_id, action, error)
+        elif run["status"] == "running" and await self._take_over_orphan(run_id):
+            await self._stop_orphan(run, action, error, reason)
         else:
             await self.bus.send_cancel(run_id, action, error)
         return True
+
+    async def _take_over_orphan(self, run_id: str) -> bool:
+        """Claim a running run whose process is gone: nobody would act on a cancel sent to it, and the run
+        would be resumed later with the cancel forgotten. True when this process now owns it."""
+        owner = await self.storage.run_owner(run_id)
+        if owner is None or owner == self.me:
+            return False  # ours (about to start here: the bus's early cancel reaches it) or handed back
+        if await liveness.owner_alive(self.storage, owner, liveness.instance_timeout()):
+            return False
+        return await self.storage.run_claim(run_id, owner, self.me)
+
+    async def _stop_orphan(self, run: Record, action: str, error: dict[str, str] | None, reason: str | None) -> None:
+        """End a taken-over run as its own worker would have on this cancel: `interrupted` (or deleted with
+        the checkpoints it wrote, on rollback), its stream closed everywhere, the thread settled."""
+        run_id, thread_id = run["run_id"], run["thread_id"]
+        run_fields: dict[str, Any] | None = {"status": "interrupted", "updated_at": now()}
+        if reason:
+            run_fields["cancel_reason"] = reason  # type: ignore[index]
+        if action == "rollback":
+            run_fields = None
+            await self.storage.run_delete(run_id)
+            await drop_run_checkpoints(self.storage.checkpointer, thread_id, run_id)
+        if (run.get("kwargs") or {}).get("temporary"):
+            if run_fields is not None:
+                await self.storage.run_update(run_id, run_fields)
+            await self.storage.thread_delete(thread_id)
+        else:
+            await self._finish_thread(thread_id, run_id, error=False, result=None, cancel_error=error,
+                                      run_fields=run_fields)  # fmt: skip
+        await self.bus.end_run(run_id, None)
+        logger.warning("run %s was running on a server that stopped: cancelled (%s) here", run_id, action)
+        if (run.get("kwargs") or {}).get("temporary"):
+            await self.forget_thread(thread_id)
+            return
+        await self.publish_thread_event(thread_id, "metadata", {"status": "run_done", "run_id": run_id})
+        await self.kick(thread_id)
 
     async def wait(self, handle: RunHandle) -> Any:
         """The run's result once it ends (for callers that do not stream it), without blocking the loop."""
