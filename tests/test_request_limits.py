@@ -6,16 +6,19 @@ from __future__ import annotations
 import json
 import select
 import socket
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 import websockets.sync.client
 
+from robyn_server.guard import LISTEN_BACKLOG
 from tests.server import ServerProcess
 
 
@@ -217,3 +220,12 @@ def test_guard_can_be_switched_off() -> None:
         assert "request guard" in frame["message"] and "Use the SSE transport" in frame["message"]
     finally:
         server.stop()
+
+
+def test_public_port_holds_a_burst_of_connections(strict: ServerProcess) -> None:
+    """The public listener's accept queue is LISTEN_BACKLOG (capped by the kernel), not asyncio's default of 100:
+    with 100, a burst of new clients while the loop is busy had SYNs dropped and waited 1-3 s for a retry."""
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    listed = subprocess.run(["ss", "-Hltn", f"sport = :{strict.port}"], capture_output=True, text=True, check=True)
+    backlogs = [int(line.split()[2]) for line in listed.stdout.splitlines() if line.startswith("LISTEN")]
+    assert backlogs == [min(LISTEN_BACKLOG, somaxconn)]
