@@ -152,12 +152,13 @@ async def test_delayed_run_does_not_hold_back_later_runs(engine: RunManager) -> 
         await engine.cancel(delayed.run_id, "interrupt")
 
 
-async def _running_elsewhere(manager: RunManager, tid: str, *, owner_alive: bool) -> str:
+async def _running_elsewhere(manager: RunManager, tid: str, *, owner_alive: bool, temporary: bool = False) -> str:
     """A run stored `running` and owned by another server process (`other`), which this one never executes:
     `other`'s heartbeat is fresh (alive) or an hour old (gone, its lease lapsed, not yet recovered)."""
-    run_id = (await _stored_run(manager, tid, delay=0.01))["run_id"]
+    run = await _stored_run(manager, tid, delay=0.01)
+    run_id = run["run_id"]
     storage = manager.storage
-    await storage.run_update(run_id, {"status": "running"})
+    await storage.run_update(run_id, {"status": "running", "kwargs": {**run["kwargs"], "temporary": temporary}})
     assert await storage.run_claim(run_id, storage.instance_id, "other")
     beat = now() if owner_alive else now() - timedelta(hours=1)
     await storage.instance_beat("other", "another-host", 4242, beat)
@@ -183,6 +184,15 @@ async def test_cancel_of_a_run_whose_process_is_gone(engine: RunManager, action:
         await asyncio.to_thread(after.log.wait_closed, 30)
     assert (await engine.storage.run_get(after.run_id))["status"] == "success"
     await _settled(engine, tid)
+
+
+async def test_cancel_of_a_stateless_run_whose_process_is_gone(engine: RunManager) -> None:
+    tid = await _thread(engine)
+    run_id = await _running_elsewhere(engine, tid, owner_alive=False, temporary=True)
+    assert await engine.cancel(run_id, "interrupt")
+    # its temporary thread goes with it, as when its own worker ends it
+    assert await engine.storage.thread_get(tid) is None
+    assert await engine.storage.run_get(run_id) is None
 
 
 async def test_cancel_while_the_owners_lease_lapses(engine: RunManager) -> None:

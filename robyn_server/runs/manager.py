@@ -315,23 +315,22 @@ class RunManager:
         """End a taken-over run as its own worker would have on this cancel: `interrupted` (or deleted with
         the checkpoints it wrote, on rollback), its stream closed everywhere, the thread settled."""
         run_id, thread_id = run["run_id"], run["thread_id"]
-        run_fields: dict[str, Any] | None = {"status": "interrupted", "updated_at": now()}
-        if reason:
-            run_fields["cancel_reason"] = reason  # type: ignore[index]
-        if action == "rollback":
-            run_fields = None
-            await self.storage.run_delete(run_id)
-            await drop_run_checkpoints(self.storage.checkpointer, thread_id, run_id)
-        if (run.get("kwargs") or {}).get("temporary"):
-            if run_fields is not None:
-                await self.storage.run_update(run_id, run_fields)
-            await self.storage.thread_delete(thread_id)
+        temporary = bool((run.get("kwargs") or {}).get("temporary"))
+        if temporary:
+            await self.storage.thread_delete(thread_id)  # its runs and checkpoints go with it
         else:
+            interrupted: dict[str, Any] = {"status": "interrupted", "updated_at": now()}
+            if reason:
+                interrupted["cancel_reason"] = reason
+            run_fields = None if action == "rollback" else interrupted
+            if action == "rollback":
+                await self.storage.run_delete(run_id)
+                await drop_run_checkpoints(self.storage.checkpointer, thread_id, run_id)
             await self._finish_thread(thread_id, run_id, error=False, result=None, cancel_error=error,
                                       run_fields=run_fields)  # fmt: skip
         await self.bus.end_run(run_id, None)
         logger.warning("run %s was running on a server that stopped: cancelled (%s) here", run_id, action)
-        if (run.get("kwargs") or {}).get("temporary"):
+        if temporary:
             await self.forget_thread(thread_id)
             return
         await self.publish_thread_event(thread_id, "metadata", {"status": "run_done", "run_id": run_id})
