@@ -222,7 +222,7 @@ def test_guard_can_be_switched_off() -> None:
         server.stop()
 
 
-def test_public_port_holds_a_burst_of_connections(strict: ServerProcess) -> None:
+def test_public_port_listens_with_the_full_backlog(strict: ServerProcess) -> None:
     """The public listener's accept queue is LISTEN_BACKLOG (capped by the kernel), not asyncio's default of 100:
     with 100, a burst of new clients while the loop is busy had SYNs dropped and waited 1-3 s for a retry."""
     somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())

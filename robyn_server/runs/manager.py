@@ -280,13 +280,7 @@ class RunManager:
         stopped = await self.storage.run_cancel_pending(run_id, fields)
         if stopped is not None:
             self._contexts.pop(run_id, None)
-            await self.bus.end_run(run_id, None)
-            await self.publish_thread_event(stopped["thread_id"], "metadata", {"status": "run_done", "run_id": run_id})
-            if (stopped.get("kwargs") or {}).get("temporary"):
-                await self.storage.thread_delete(stopped["thread_id"])
-            else:
-                await self._finish_thread(stopped["thread_id"], run_id, error=False, result=None, cancel_error=error)
-            await self.kick(stopped["thread_id"])
+            await self._close_stopped(stopped, error)
             return True
         run = await self.storage.run_get(run_id)
         if run is None or run["status"] not in INFLIGHT:
@@ -296,7 +290,12 @@ class RunManager:
         if run_id in self._executing:
             await self._on_cancel(run_id, action, error)
         elif run["status"] == "running" and await self._take_over_orphan(run_id):
-            await self._stop_orphan(run, action, error, reason)
+            # ended here as its own worker would have ended it on this cancel
+            if action == "rollback":
+                await self.storage.run_delete(run_id)
+                await drop_run_checkpoints(self.storage.checkpointer, run["thread_id"], run_id)
+            logger.warning("run %s was running on a server that stopped: cancelled (%s) here", run_id, action)
+            await self._close_stopped(run, error, run_fields=fields)
         else:
             await self.bus.send_cancel(run_id, action, error)
         return True
@@ -311,25 +310,20 @@ class RunManager:
             return False
         return await self.storage.run_claim(run_id, owner, self.me)
 
-    async def _stop_orphan(self, run: Record, action: str, error: dict[str, str] | None, reason: str | None) -> None:
-        """End a taken-over run as its own worker would have on this cancel: `interrupted` (or deleted with
-        the checkpoints it wrote, on rollback), its stream closed everywhere, the thread settled."""
+    async def _close_stopped(
+        self, run: Record, error: dict[str, str] | None, run_fields: dict[str, Any] | None = None
+    ) -> None:
+        """After a cancel stopped a run that no worker executes (a pending one, or one taken over from a gone
+        process): the thread settled with `run_fields` on the run (a temporary thread deleted and its streams
+        ended), then the run's stream ended everywhere and the thread's next run started."""
         run_id, thread_id = run["run_id"], run["thread_id"]
         temporary = bool((run.get("kwargs") or {}).get("temporary"))
         if temporary:
             await self.storage.thread_delete(thread_id)  # its runs and checkpoints go with it
         else:
-            interrupted: dict[str, Any] = {"status": "interrupted", "updated_at": now()}
-            if reason:
-                interrupted["cancel_reason"] = reason
-            run_fields = None if action == "rollback" else interrupted
-            if action == "rollback":
-                await self.storage.run_delete(run_id)
-                await drop_run_checkpoints(self.storage.checkpointer, thread_id, run_id)
             await self._finish_thread(thread_id, run_id, error=False, result=None, cancel_error=error,
                                       run_fields=run_fields)  # fmt: skip
         await self.bus.end_run(run_id, None)
-        logger.warning("run %s was running on a server that stopped: cancelled (%s) here", run_id, action)
         if temporary:
             await self.forget_thread(thread_id)
             return
